@@ -1,0 +1,115 @@
+//! Wiring: open the stores in the data directory, build the registry, serve it, and run the
+//! background tasks, until asked to stop.
+
+use std::fs::File;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use berth_blob::FsBlobStore;
+use berth_core::registry::Registry;
+use berth_meta::SqliteMetaStore;
+use berth_server::{AppState, Limits};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+
+/// A running Berth: its address, and how to stop it.
+pub struct Running {
+    pub addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    server: JoinHandle<std::io::Result<()>>,
+    janitor: JoinHandle<()>,
+    meta: Arc<SqliteMetaStore>,
+    _lock: File,
+}
+
+/// Opens the data directory, binds the listener and starts serving.
+pub async fn start(config: &Config) -> anyhow::Result<Running> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    let lock = lock_data_dir(config)?;
+    let meta = Arc::new(
+        SqliteMetaStore::open(&config.data_dir.join("meta.db"), config.database.readers)
+            .await
+            .context("opening the metadata database")?,
+    );
+    let blobs = Arc::new(FsBlobStore::open(config.data_dir.join("blobs")).context("opening the blob directory")?);
+    let registry = Arc::new(Registry::new(meta.clone(), blobs, config.registry_config()));
+    let state = Arc::new(AppState { registry: registry.clone(), limits: Limits::new(&config.limits_config()) });
+
+    let listener = TcpListener::bind(config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = watch::channel(false);
+    let server =
+        tokio::spawn(berth_server::serve(listener, berth_server::router(state), until_stopped(stopped.clone())));
+    let janitor = tokio::spawn(sweep_uploads(registry, config.uploads.clone(), until_stopped(stopped)));
+    tracing::info!(%addr, data_dir = %config.data_dir.display(), "berth is serving");
+    Ok(Running { addr, stop, server, janitor, meta, _lock: lock })
+}
+
+impl Running {
+    /// Stops accepting, lets in-flight requests finish, and closes the stores.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        let served = self.server.await.context("server task")?;
+        let _ = self.janitor.await;
+        self.meta.close().await;
+        served.context("serving")
+    }
+
+    /// Resolves when the server stops on its own (it only does on an error).
+    pub async fn wait(&mut self) -> anyhow::Result<()> {
+        (&mut self.server).await.context("server task")?.context("serving")
+    }
+}
+
+/// One process per data directory: the upload locks live in memory.
+fn lock_data_dir(config: &Config) -> anyhow::Result<File> {
+    let path = config.data_dir.join("berth.lock");
+    let file = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    file.try_lock().map_err(|_| anyhow::anyhow!("another berth process is using {}", config.data_dir.display()))?;
+    Ok(file)
+}
+
+async fn until_stopped(mut stopped: watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|stop| *stop).await;
+}
+
+async fn sweep_uploads(
+    registry: Arc<Registry>,
+    config: crate::config::UploadsSection,
+    stopped: impl Future<Output = ()>,
+) {
+    const BATCH: u32 = 100;
+    let idle = Duration::from_secs(config.stale_after_secs);
+    let mut every = tokio::time::interval(Duration::from_secs(config.sweep_interval_secs.max(1)));
+    tokio::pin!(stopped);
+    loop {
+        tokio::select! {
+            _ = &mut stopped => return,
+            _ = every.tick() => {}
+        }
+        // Batch after batch while batches come back full; then wait for the next tick.
+        loop {
+            match registry.sweep_stale_uploads(idle, BATCH).await {
+                Ok(n) => {
+                    if n > 0 {
+                        tracing::info!(ended = n, "ended stale upload sessions");
+                    }
+                    if n < BATCH as usize {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "sweeping stale uploads failed");
+                    break;
+                }
+            }
+        }
+    }
+}

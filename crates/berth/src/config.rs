@@ -1,0 +1,146 @@
+//! Configuration: built-in defaults, then an optional TOML file, then `BERTH_*` environment
+//! variables and command-line flags (the flags and variables are applied by `main`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use berth_core::registry::RegistryConfig;
+use berth_server::LimitsConfig;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Where the database and the blobs live.
+    pub data_dir: PathBuf,
+    pub registry: RegistrySection,
+    pub limits: LimitsSection,
+    pub uploads: UploadsSection,
+    pub database: DatabaseSection,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistrySection {
+    /// Largest blob accepted, in bytes.
+    pub max_blob_size: u64,
+    /// Most tags or repositories per listing page.
+    pub page_limit: u32,
+    /// Most referrers per response.
+    pub referrers_limit: u32,
+    /// Memory for cached manifests, in bytes.
+    pub manifest_cache_bytes: u64,
+    /// Memory for cached blob lookups, in bytes.
+    pub blob_cache_bytes: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsSection {
+    /// Requests of the pull class (manifest and blob reads, listings) served at once.
+    pub pull_concurrency: u32,
+    /// Requests of the push class (uploads, manifest pushes, deletes) served at once.
+    pub push_concurrency: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UploadsSection {
+    /// Upload sessions idle this long are ended and their bytes removed.
+    pub stale_after_secs: u64,
+    /// How often to look for stale sessions.
+    pub sweep_interval_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSection {
+    /// Reader connections to the SQLite database (there is always exactly one writer).
+    pub readers: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 5000)),
+            data_dir: PathBuf::from("./berth-data"),
+            registry: RegistrySection::default(),
+            limits: LimitsSection::default(),
+            uploads: UploadsSection::default(),
+            database: DatabaseSection::default(),
+        }
+    }
+}
+
+impl Default for RegistrySection {
+    fn default() -> Self {
+        let core = RegistryConfig::default();
+        RegistrySection {
+            max_blob_size: core.max_blob_size,
+            page_limit: core.page_limit,
+            referrers_limit: core.referrers_limit,
+            manifest_cache_bytes: core.manifest_cache_bytes,
+            blob_cache_bytes: core.blob_cache_bytes,
+        }
+    }
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        let limits = LimitsConfig::default();
+        LimitsSection { pull_concurrency: limits.pull_concurrency, push_concurrency: limits.push_concurrency }
+    }
+}
+
+impl Default for UploadsSection {
+    fn default() -> Self {
+        UploadsSection { stale_after_secs: 24 * 3600, sweep_interval_secs: 600 }
+    }
+}
+
+impl Default for DatabaseSection {
+    fn default() -> Self {
+        DatabaseSection { readers: 4 }
+    }
+}
+
+impl Config {
+    /// Reads a TOML file; keys it does not set keep their defaults, unknown keys are errors.
+    pub fn from_file(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
+    }
+
+    pub fn registry_config(&self) -> RegistryConfig {
+        let r = &self.registry;
+        RegistryConfig {
+            max_blob_size: r.max_blob_size,
+            page_limit: r.page_limit.max(1),
+            referrers_limit: r.referrers_limit.max(1),
+            manifest_cache_bytes: r.manifest_cache_bytes,
+            blob_cache_bytes: r.blob_cache_bytes,
+        }
+    }
+
+    pub fn limits_config(&self) -> LimitsConfig {
+        LimitsConfig { pull_concurrency: self.limits.pull_concurrency, push_concurrency: self.limits.push_concurrency }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_overrides_defaults_and_rejects_typos() {
+        let c: Config = toml::from_str("listen = \"0.0.0.0:6000\"\n[limits]\npush_concurrency = 3\n").expect("parses");
+        assert_eq!(c.listen.port(), 6000);
+        assert_eq!(c.limits.push_concurrency, 3);
+        assert_eq!(c.limits.pull_concurrency, LimitsConfig::default().pull_concurrency);
+        assert!(toml::from_str::<Config>("lisen = \"0.0.0.0:6000\"").is_err());
+        assert!(toml::from_str::<Config>("[limits]\npush_concurency = 3").is_err());
+    }
+}

@@ -1,0 +1,11 @@
+//! Berth's integration tests: one binary, real servers on 127.0.0.1:0, real HTTP.
+
+mod api;
+mod blobs;
+mod clients;
+mod durability;
+mod listing;
+mod manifests;
+mod referrers;
+mod support;
+mod uploads;

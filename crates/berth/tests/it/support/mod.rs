@@ -1,0 +1,137 @@
+//! Test support: real Berth servers on 127.0.0.1:0 (in-process or as child processes),
+//! content builders, and small protocol helpers.
+
+pub mod content;
+pub mod process;
+
+use std::path::PathBuf;
+
+use berth::app::Running;
+use berth::config::Config;
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde_json::Value;
+use sha2::{Digest as _, Sha256};
+
+/// A Berth running inside the test's runtime on a fresh data directory.
+pub struct TestRegistry {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub dir: tempfile::TempDir,
+    running: Option<Running>,
+}
+
+impl TestRegistry {
+    pub async fn start() -> TestRegistry {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestRegistry {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = Config {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            data_dir: dir.path().join("data"),
+            ..Config::default()
+        };
+        adjust(&mut config);
+        let running = berth::app::start(&config).await.expect("berth starts");
+        TestRegistry { base: format!("http://{}", running.addr), client: client(), dir, running: Some(running) }
+    }
+
+    pub fn host(&self) -> &str {
+        self.base.trim_start_matches("http://")
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn req(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client.request(method, format!("{}{path}", self.base))
+    }
+
+    pub async fn send(&self, method: Method, path: &str) -> Response {
+        self.req(method, path).send().await.expect("request")
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(running) = self.running.take() {
+            running.stop().await.expect("berth stops cleanly");
+        }
+    }
+
+    /// Pushes a blob in one request; returns its digest.
+    pub async fn push_blob(&self, repo: &str, bytes: &[u8]) -> String {
+        let digest = sha256(bytes);
+        let r = self
+            .req(Method::POST, &format!("/v2/{repo}/blobs/uploads/?digest={digest}"))
+            .body(bytes.to_vec())
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(r.status(), StatusCode::CREATED, "pushing a blob: {}", r.text().await.unwrap_or_default());
+        digest
+    }
+
+    pub async fn put_manifest(&self, repo: &str, reference: &str, media_type: &str, body: &[u8]) -> Response {
+        self.req(Method::PUT, &format!("/v2/{repo}/manifests/{reference}"))
+            .header("content-type", media_type)
+            .body(body.to_vec())
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Pushes a small image (config + `layers`) and tags it; returns the manifest.
+    pub async fn push_image(&self, repo: &str, tag: &str, layers: &[&[u8]]) -> content::Image {
+        let image = content::Image::new(layers);
+        for blob in image.blobs() {
+            self.push_blob(repo, blob).await;
+        }
+        let r = self.put_manifest(repo, tag, content::OCI_MANIFEST, &image.manifest).await;
+        assert_eq!(r.status(), StatusCode::CREATED, "pushing a manifest: {}", r.text().await.unwrap_or_default());
+        image
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client")
+}
+
+pub fn sha256(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+/// The OCI error codes of an error response, in order.
+pub async fn error_codes(r: Response) -> Vec<String> {
+    let body: Value = r.json().await.expect("an error envelope in JSON");
+    body["errors"]
+        .as_array()
+        .expect("errors array")
+        .iter()
+        .map(|e| e["code"].as_str().expect("code").to_owned())
+        .collect()
+}
+
+/// Asserts the status and that the envelope's first code is `code`; returns the envelope.
+pub async fn expect_error(r: Response, status: StatusCode, code: &str) -> Value {
+    assert_eq!(r.status(), status, "status for expected {code}");
+    let body: Value = r.json().await.expect("an error envelope in JSON");
+    assert_eq!(body["errors"][0]["code"], code, "envelope: {body}");
+    assert!(body["errors"][0]["message"].as_str().is_some_and(|m| !m.is_empty()), "a message: {body}");
+    body
+}
+
+pub fn header<'r>(r: &'r Response, name: &str) -> &'r str {
+    r.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_else(|| panic!("response has no {name} header"))
+}
+
+/// Whether a test that needs an outside tool should run: `false` (with a message) when the
+/// tool is missing outside CI; a failure when it is missing in CI (`CI=true`).
+pub fn tool_available(tool: &str) -> bool {
+    let found = std::process::Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "{tool} is required in CI (.ci/run installs it)");
+        eprintln!("SKIPPED: {tool} is not installed (it is installed and required in CI)");
+    }
+    found
+}

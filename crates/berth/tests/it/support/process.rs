@@ -1,0 +1,74 @@
+//! Berth as a child process, for what an in-process server cannot show: `kill -9`, restarts
+//! and the server's own memory use.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub struct BerthProcess {
+    child: Child,
+    pub base: String,
+}
+
+impl BerthProcess {
+    /// Starts `berth serve` on 127.0.0.1:0 over `data_dir` and waits until it serves.
+    pub fn spawn(data_dir: &Path) -> BerthProcess {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .env("BERTH_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("berth binary starts");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(addr) = line.split_whitespace().find_map(|w| w.strip_prefix("addr=")) {
+                    let _ = tx.send(addr.to_owned());
+                }
+                if std::env::var_os("BERTH_TEST_ECHO").is_some() {
+                    eprintln!("[berth] {line}");
+                }
+            }
+        });
+        let addr = rx.recv_timeout(Duration::from_secs(60)).expect("berth reports its address");
+        BerthProcess { child, base: format!("http://{addr}") }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL, no chance to clean up.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then waits for a clean exit.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        self.child.wait().expect("berth exits")
+    }
+
+    /// The process's peak resident set size (VmHWM), in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM in /proc status")
+    }
+}
+
+impl Drop for BerthProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,217 @@
+//! The local-filesystem backend: one file per object under `root/<2 hex>/<32 hex>`.
+//!
+//! Writes run on a blocking thread fed through a small bounded channel, so a slow disk slows
+//! the client and no body is ever held in memory; each append ends with `fdatasync`, and an
+//! object's directory entry is synced before it may become a blob. Reads are positional
+//! reads of [`READ_CHUNK`] bytes on the blocking pool.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use berth_core::ports::{BlobStore, NewObject};
+use berth_core::stream::ByteStream;
+use berth_core::{Error, Result};
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use futures_util::stream;
+
+/// Bytes per read when serving an object: large enough for throughput, small enough that
+/// many concurrent downloads stay within a few MiB.
+pub const READ_CHUNK: usize = 128 * 1024;
+/// Body chunks queued towards the writer thread.
+const WRITE_QUEUE: usize = 8;
+
+pub struct FsBlobStore {
+    root: PathBuf,
+}
+
+impl FsBlobStore {
+    /// Opens (creating if needed) a store rooted at `root`.
+    pub fn open(root: impl Into<PathBuf>) -> io::Result<FsBlobStore> {
+        let root = root.into();
+        std::fs::create_dir_all(&root)?;
+        Ok(FsBlobStore { root })
+    }
+
+    fn path(&self, key: &str) -> Result<PathBuf> {
+        let valid = key.len() == 32 && key.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if !valid {
+            return Err(Error::Backend(format!("malformed storage key {key:?}")));
+        }
+        Ok(self.root.join(&key[..2]).join(key))
+    }
+}
+
+fn io_error(context: &str, e: io::Error) -> Error {
+    Error::Backend(format!("{context}: {e}"))
+}
+
+fn join_error(e: tokio::task::JoinError) -> Error {
+    Error::Backend(format!("blocking task failed: {e}"))
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[async_trait]
+impl BlobStore for FsBlobStore {
+    async fn create(&self) -> Result<NewObject> {
+        let key = uuid::Uuid::new_v4().simple().to_string();
+        let path = self.path(&key)?;
+        let root = self.root.clone();
+        tokio::task::spawn_blocking(move || -> io::Result<()> {
+            let dir = path.parent().unwrap_or(&root);
+            if !dir.exists() {
+                std::fs::create_dir_all(dir)?;
+                sync_dir(&root)?;
+            }
+            OpenOptions::new().write(true).create_new(true).open(&path)?;
+            Ok(())
+        })
+        .await
+        .map_err(join_error)?
+        .map_err(|e| io_error("creating an upload object", e))?;
+        Ok(NewObject { key, backend_state: Vec::new() })
+    }
+
+    async fn append(&self, key: &str, offset: u64, _backend_state: &[u8], mut body: ByteStream) -> Result<Vec<u8>> {
+        let path = self.path(key)?;
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(WRITE_QUEUE);
+        let writer = tokio::task::spawn_blocking(move || -> io::Result<()> {
+            let mut file = OpenOptions::new().write(true).open(&path)?;
+            let len = file.metadata()?.len();
+            if len < offset {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("object has {len} bytes, the upload recorded {offset}"),
+                ));
+            }
+            if len > offset {
+                // Left over from a write whose progress was never recorded.
+                file.set_len(offset)?;
+            }
+            file.seek(SeekFrom::Start(offset))?;
+            while let Some(chunk) = rx.blocking_recv() {
+                file.write_all(&chunk)?;
+            }
+            file.sync_data()
+        });
+        let mut body_error = None;
+        while let Some(item) = body.next().await {
+            match item {
+                Ok(chunk) => {
+                    if tx.send(chunk).await.is_err() {
+                        break; // the writer failed; its error is reported below
+                    }
+                }
+                Err(e) => {
+                    body_error = Some(e);
+                    break;
+                }
+            }
+        }
+        drop(tx);
+        let written = writer.await.map_err(join_error)?;
+        if let Some(e) = body_error {
+            return Err(Error::BlobUploadInvalid(format!("upload body ended early: {e}")));
+        }
+        written.map_err(|e| io_error("writing an upload", e))?;
+        Ok(Vec::new())
+    }
+
+    async fn complete(&self, key: &str, _backend_state: &[u8]) -> Result<()> {
+        let path = self.path(key)?;
+        tokio::task::spawn_blocking(move || -> io::Result<()> {
+            File::open(&path)?.sync_all()?;
+            sync_dir(path.parent().unwrap_or(&path))
+        })
+        .await
+        .map_err(join_error)?
+        .map_err(|e| io_error("completing an object", e))
+    }
+
+    async fn read(&self, key: &str, range: Option<(u64, u64)>) -> Result<ByteStream> {
+        let path = self.path(key)?;
+        let (file, start, len, first) = tokio::task::spawn_blocking(move || -> io::Result<_> {
+            let file = File::open(&path)?;
+            let size = file.metadata()?.len();
+            let (start, len) = range.unwrap_or((0, size));
+            if start.checked_add(len).is_none_or(|end| end > size) {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("range {start}+{len} is beyond the object's {size} bytes"),
+                ));
+            }
+            let first = read_chunk(&file, start, len)?;
+            Ok((file, start, len, first))
+        })
+        .await
+        .map_err(join_error)?
+        .map_err(|e| io_error("opening an object", e))?;
+        let file = Arc::new(file);
+        let next = start + first.len() as u64;
+        let remaining = len - first.len() as u64;
+        let rest = stream::unfold((file, next, remaining), |(file, pos, remaining)| async move {
+            if remaining == 0 {
+                return None;
+            }
+            let reader = file.clone();
+            let chunk = tokio::task::spawn_blocking(move || read_chunk(&reader, pos, remaining))
+                .await
+                .unwrap_or_else(|e| Err(io::Error::other(e)));
+            match chunk {
+                Ok(chunk) => {
+                    let n = chunk.len() as u64;
+                    Some((Ok(chunk), (file, pos + n, remaining - n)))
+                }
+                Err(e) => Some((Err(e), (file, pos, 0))),
+            }
+        });
+        let first = (!first.is_empty()).then_some(Ok(first));
+        Ok(Box::pin(stream::iter(first).chain(rest)))
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        let path = self.path(key)?;
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_error("deleting an object", e)),
+        }
+    }
+}
+
+/// Reads up to [`READ_CHUNK`] bytes at `pos`, never more than `remaining`.
+fn read_chunk(file: &File, pos: u64, remaining: u64) -> io::Result<Bytes> {
+    let n = usize::try_from(remaining).map_or(READ_CHUNK, |r| r.min(READ_CHUNK));
+    let mut buf = BytesMut::zeroed(n);
+    file.read_exact_at(&mut buf, pos)?;
+    Ok(buf.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn conformance() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = FsBlobStore::open(dir.path().join("blobs")).expect("open");
+        crate::testsuite::run(&store).await;
+    }
+
+    #[tokio::test]
+    async fn refuses_malformed_keys() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = FsBlobStore::open(dir.path()).expect("open");
+        for key in ["../../etc/passwd", "", "ABCDEF0123456789abcdef0123456789", "0123456789abcdef0123456789abcdef/"] {
+            assert!(store.read(key, None).await.is_err(), "{key}");
+            assert!(store.delete(key).await.is_err(), "{key}");
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! What a client can observe going wrong. Each wire protocol maps these in one place.
+
+use berth_oci::Digest;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Error {
+    #[error("blob {0} is not known to this repository")]
+    BlobUnknown(Digest),
+    #[error("upload session is unknown or has ended")]
+    BlobUploadUnknown,
+    #[error("{0}")]
+    BlobUploadInvalid(String),
+    /// A chunk that does not start where the upload ends (out of order or overlapping).
+    #[error("chunk must start at offset {offset}")]
+    ChunkOutOfOrder { offset: u64 },
+    #[error("{0}")]
+    DigestInvalid(String),
+    #[error("manifest references blobs or manifests this repository does not have: {}", list(.0))]
+    ManifestBlobUnknown(Vec<Digest>),
+    #[error("{0}")]
+    ManifestInvalid(String),
+    #[error("{0}")]
+    ManifestUnknown(String),
+    #[error("repository {0} is not known")]
+    NameUnknown(String),
+    /// A declared length does not match the content.
+    #[error("{0}")]
+    SizeInvalid(String),
+    /// Content over a configured limit (413).
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("{0}")]
+    Unsupported(String),
+    /// The request's traffic class is over its budget; retry after this many seconds.
+    #[error("too many requests; retry later")]
+    TooManyRequests { retry_after_secs: u64 },
+    /// A failure of the metadata or blob store. The message is for the log, never for the
+    /// client.
+    #[error("internal error: {0}")]
+    Backend(String),
+}
+
+impl Error {
+    pub fn backend(e: impl std::fmt::Display) -> Error {
+        Error::Backend(e.to_string())
+    }
+}
+
+fn list(digests: &[Digest]) -> String {
+    digests.iter().map(Digest::as_str).collect::<Vec<_>>().join(", ")
+}

@@ -1,0 +1,14 @@
+//! Berth's rules and use cases, written against two ports: [`ports::MetaStore`] (the
+//! relational source of truth) and [`ports::BlobStore`] (opaque bytes under opaque keys).
+//!
+//! Nothing here knows HTTP or SQL; the server crate translates requests into calls on
+//! [`registry::Registry`] and maps [`Error`] onto each wire protocol.
+
+pub mod cache;
+pub mod error;
+pub mod ports;
+pub mod registry;
+pub mod stream;
+pub mod time;
+
+pub use error::{Error, Result};

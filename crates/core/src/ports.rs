@@ -1,0 +1,169 @@
+//! The two ports Berth's use cases run on. Implementations live in `berth-meta` (SQL) and
+//! `berth-blob` (bytes); each has a conformance suite there that every backend must pass.
+//!
+//! The MetaStore's methods are coarse and use-case atomic (`commit_manifest`,
+//! `commit_blob`): every one is a single transaction, so SQL never leaks into core and a
+//! crash can never leave half of a use case behind.
+
+use async_trait::async_trait;
+use berth_oci::{Algorithm, Digest, Reference, RepositoryName, Tag};
+use bytes::Bytes;
+use serde_json::{Map, Value};
+
+use crate::Result;
+use crate::stream::ByteStream;
+
+/// A blob the registry holds: its digest, length and where the BlobStore keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobRecord {
+    pub digest: Digest,
+    pub size: u64,
+    pub storage_key: String,
+}
+
+/// An upload session: everything needed to continue it from any instance after a restart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadRecord {
+    pub id: String,
+    pub repository: RepositoryName,
+    pub storage_key: String,
+    /// Bytes received and durable so far.
+    pub length: u64,
+    pub hash_algorithm: Algorithm,
+    pub hash_state: Vec<u8>,
+    /// Which serialization `hash_state` is in (see `berth_oci::digest::HASH_STATE_FORMAT`).
+    pub hash_state_format: String,
+    /// Whatever the BlobStore needs to continue the object (e.g. multipart part ids).
+    pub backend_state: Vec<u8>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A stored manifest, exactly as pushed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestRecord {
+    pub digest: Digest,
+    pub media_type: String,
+    pub bytes: Bytes,
+}
+
+/// Everything `commit_manifest` writes in one transaction.
+#[derive(Debug, Clone)]
+pub struct NewManifest {
+    pub repository: RepositoryName,
+    pub digest: Digest,
+    pub media_type: String,
+    pub artifact_type: Option<String>,
+    pub subject: Option<Digest>,
+    /// The manifest's annotations as a JSON object, for referrers listings.
+    pub annotations: Option<String>,
+    pub bytes: Bytes,
+    /// Blobs that must be in the repository, with the size the manifest declares.
+    pub blobs: Vec<(Digest, u64)>,
+    /// Manifests that must be in the repository (an index's children).
+    pub children: Vec<Digest>,
+    pub tags: Vec<Tag>,
+    pub now: i64,
+}
+
+/// A manifest that names another as its subject.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Referrer {
+    pub digest: Digest,
+    pub media_type: String,
+    pub size: u64,
+    pub artifact_type: Option<String>,
+    pub annotations: Option<Map<String, Value>>,
+}
+
+#[async_trait]
+pub trait MetaStore: Send + Sync + 'static {
+    /// Creates the repository if it does not exist yet.
+    async fn ensure_repository(&self, name: &RepositoryName, now: i64) -> Result<()>;
+    async fn repository_exists(&self, name: &RepositoryName) -> Result<bool>;
+
+    /// The blob, if `name` may serve it.
+    async fn repository_blob(&self, name: &RepositoryName, digest: &Digest) -> Result<Option<BlobRecord>>;
+    /// The blob, if any repository holds it.
+    async fn blob(&self, digest: &Digest) -> Result<Option<BlobRecord>>;
+    /// Lets `name` serve an existing blob (cross-repository mount); creates the repository.
+    async fn link_blob(&self, name: &RepositoryName, digest: &Digest, now: i64) -> Result<()>;
+    /// Stops `name` from serving the blob. False if it did not.
+    async fn unlink_blob(&self, name: &RepositoryName, digest: &Digest) -> Result<bool>;
+
+    async fn create_upload(&self, upload: &UploadRecord) -> Result<()>;
+    async fn upload(&self, id: &str) -> Result<Option<UploadRecord>>;
+    /// Records progress if the upload is still at `expected_length`; false otherwise (it
+    /// ended, or another request moved it).
+    async fn save_upload_progress(
+        &self,
+        id: &str,
+        expected_length: u64,
+        new_length: u64,
+        hash_state: &[u8],
+        backend_state: &[u8],
+        now: i64,
+    ) -> Result<bool>;
+    /// Ends an upload session. False if it did not exist.
+    async fn delete_upload(&self, id: &str) -> Result<bool>;
+    /// Ends upload `id` by making its object the blob `blob` (unless that digest is already
+    /// stored) and linking it to the repository, in one transaction. Returns the blob as
+    /// stored: when its key differs from `blob.storage_key`, the upload's object is
+    /// redundant and the caller deletes it.
+    async fn commit_blob(
+        &self,
+        upload_id: &str,
+        name: &RepositoryName,
+        blob: &BlobRecord,
+        now: i64,
+    ) -> Result<BlobRecord>;
+    /// Upload sessions idle since before `updated_before`, oldest first.
+    async fn stale_uploads(&self, updated_before: i64, limit: u32) -> Result<Vec<UploadRecord>>;
+
+    async fn manifest(&self, name: &RepositoryName, reference: &Reference) -> Result<Option<ManifestRecord>>;
+    /// Stores a manifest, its graph edges and its tags in one transaction, or fails with
+    /// `ManifestBlobUnknown` (listing what is missing) / `ManifestInvalid` and writes nothing.
+    async fn commit_manifest(&self, manifest: &NewManifest) -> Result<()>;
+    /// Deletes a manifest and every tag on it. False if there was none.
+    async fn delete_manifest(&self, name: &RepositoryName, digest: &Digest) -> Result<bool>;
+    /// Ends a tag (the manifest stays). False if the tag did not exist.
+    async fn delete_tag(&self, name: &RepositoryName, tag: &Tag, now: i64) -> Result<bool>;
+
+    /// Live tags after `last`, in lexical order; `None` when the repository is unknown.
+    async fn list_tags(&self, name: &RepositoryName, last: Option<&str>, limit: u32) -> Result<Option<Vec<String>>>;
+    /// Repository names after `last`, in lexical order.
+    async fn list_repositories(&self, last: Option<&str>, limit: u32) -> Result<Vec<String>>;
+    /// Manifests in `name` whose subject is `subject`, by digest, optionally only those of
+    /// one artifact type.
+    async fn referrers(
+        &self,
+        name: &RepositoryName,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Referrer>>;
+}
+
+/// A fresh object for an upload.
+#[derive(Debug, Clone)]
+pub struct NewObject {
+    pub key: String,
+    pub backend_state: Vec<u8>,
+}
+
+#[async_trait]
+pub trait BlobStore: Send + Sync + 'static {
+    /// Starts an empty object under a new opaque key.
+    async fn create(&self) -> Result<NewObject>;
+    /// Writes `body` at `offset`, the object's recorded length; anything beyond `offset`
+    /// left by an interrupted earlier write is discarded first. The bytes are durable when
+    /// this returns; the new backend state is returned. Errors of `body` are passed through.
+    async fn append(&self, key: &str, offset: u64, backend_state: &[u8], body: ByteStream) -> Result<Vec<u8>>;
+    /// Seals the object so it can be served as a blob (durable directory entry, completed
+    /// multipart upload, ...).
+    async fn complete(&self, key: &str, backend_state: &[u8]) -> Result<()>;
+    /// Streams `len` bytes from `start`, or the whole object when `range` is `None`.
+    async fn read(&self, key: &str, range: Option<(u64, u64)>) -> Result<ByteStream>;
+    /// Removes the object (or abandons an unfinished upload); missing objects are fine.
+    async fn delete(&self, key: &str) -> Result<()>;
+}

@@ -1,0 +1,65 @@
+use berth_oci::range::ByteRange;
+use berth_oci::{Digest, RepositoryName};
+
+use super::Registry;
+use crate::ports::BlobRecord;
+use crate::stream::ByteStream;
+use crate::time::now_ms;
+use crate::{Error, Result};
+
+/// A blob read in progress: the whole blob's record, the part being sent, and its bytes.
+pub struct BlobRead {
+    pub blob: BlobRecord,
+    /// `(start, end)` inclusive when a range was served.
+    pub range: Option<(u64, u64)>,
+    pub body: ByteStream,
+}
+
+impl Registry {
+    /// The blob as `name` serves it.
+    pub async fn blob(&self, name: &RepositoryName, digest: &Digest) -> Result<BlobRecord> {
+        let found = self
+            .blob_cache
+            .get_or_load(&self.generations, name.as_str(), digest.as_str(), self.meta.repository_blob(name, digest))
+            .await?;
+        found.ok_or_else(|| Error::BlobUnknown(digest.clone()))
+    }
+
+    /// Opens the blob for reading, honouring a `Range` request that has already been
+    /// resolved against its size. `Unsatisfiable` ranges are the caller's to answer.
+    pub async fn read_blob(&self, blob: BlobRecord, range: ByteRange) -> Result<BlobRead> {
+        let (range, store_range) = match range {
+            ByteRange::Partial { start, end } => (Some((start, end)), Some((start, end - start + 1))),
+            ByteRange::Full | ByteRange::Unsatisfiable => (None, None),
+        };
+        let body = self.blobs.read(&blob.storage_key, store_range).await?;
+        Ok(BlobRead { blob, range, body })
+    }
+
+    /// Stops `name` from serving the blob. The bytes stay while other repositories use them.
+    pub async fn delete_blob(&self, name: &RepositoryName, digest: &Digest) -> Result<()> {
+        if !self.meta.unlink_blob(name, digest).await? {
+            return Err(Error::BlobUnknown(digest.clone()));
+        }
+        self.changed(name.as_str());
+        Ok(())
+    }
+
+    /// Cross-repository mount: lets `name` serve a blob that `from` (or, without `from`, any
+    /// repository) already holds. `None` when there is nothing to mount.
+    pub async fn mount_blob(
+        &self,
+        name: &RepositoryName,
+        digest: &Digest,
+        from: Option<&RepositoryName>,
+    ) -> Result<Option<BlobRecord>> {
+        let source = match from {
+            Some(from) => self.meta.repository_blob(from, digest).await?,
+            None => self.meta.blob(digest).await?,
+        };
+        let Some(blob) = source else { return Ok(None) };
+        self.meta.link_blob(name, digest, now_ms()).await?;
+        self.changed(name.as_str());
+        Ok(Some(blob))
+    }
+}

@@ -1,0 +1,107 @@
+//! The registry use cases: what each OCI operation means, independent of HTTP and SQL.
+
+mod blobs;
+mod listing;
+mod manifests;
+mod referrers;
+mod uploads;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+
+pub use blobs::BlobRead;
+pub use listing::Listing;
+pub use manifests::PushedManifest;
+pub use referrers::Referrers;
+pub use uploads::{UploadBody, UploadStatus};
+
+use crate::cache::{Generations, RepoCache};
+use crate::ports::{BlobRecord, BlobStore, ManifestRecord, MetaStore};
+
+#[derive(Debug, Clone)]
+pub struct RegistryConfig {
+    /// Largest blob accepted, in bytes.
+    pub max_blob_size: u64,
+    /// Most tags or repositories one listing page returns, whatever `n` asks for.
+    pub page_limit: u32,
+    /// Most referrers one response lists.
+    pub referrers_limit: u32,
+    /// Memory for cached manifests (by tag and by digest), in bytes.
+    pub manifest_cache_bytes: u64,
+    /// Memory for cached blob lookups, in bytes.
+    pub blob_cache_bytes: u64,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        RegistryConfig {
+            max_blob_size: 32 << 30,
+            page_limit: 10_000,
+            referrers_limit: 10_000,
+            manifest_cache_bytes: 16 << 20,
+            blob_cache_bytes: 4 << 20,
+        }
+    }
+}
+
+/// The registry: use cases over a metadata store and a blob store, with the pull-path caches.
+pub struct Registry {
+    meta: Arc<dyn MetaStore>,
+    blobs: Arc<dyn BlobStore>,
+    config: RegistryConfig,
+    generations: Generations,
+    manifest_cache: RepoCache<Option<Arc<ManifestRecord>>>,
+    blob_cache: RepoCache<Option<BlobRecord>>,
+    upload_locks: UploadLocks,
+}
+
+impl Registry {
+    pub fn new(meta: Arc<dyn MetaStore>, blobs: Arc<dyn BlobStore>, config: RegistryConfig) -> Registry {
+        let manifest_cache = RepoCache::new(config.manifest_cache_bytes, |m: &Option<Arc<ManifestRecord>>| {
+            m.as_ref().map_or(0, |m| u32::try_from(m.bytes.len() + m.media_type.len() + 160).unwrap_or(u32::MAX))
+        });
+        let blob_cache = RepoCache::new(config.blob_cache_bytes, |b: &Option<BlobRecord>| {
+            b.as_ref().map_or(0, |b| u32::try_from(b.storage_key.len() + 200).unwrap_or(u32::MAX))
+        });
+        Registry {
+            meta,
+            blobs,
+            config,
+            generations: Generations::default(),
+            manifest_cache,
+            blob_cache,
+            upload_locks: UploadLocks::default(),
+        }
+    }
+
+    pub fn config(&self) -> &RegistryConfig {
+        &self.config
+    }
+
+    /// Tells the caches that `repository` changed (after the change committed).
+    fn changed(&self, repository: &str) {
+        self.generations.bump(repository);
+    }
+}
+
+/// One async mutex per live upload session, so requests on the same session take turns;
+/// entries disappear once nobody holds them.
+#[derive(Default)]
+struct UploadLocks {
+    locks: Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>,
+}
+
+impl UploadLocks {
+    fn lock_for(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.locks.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(lock) = locks.get(id).and_then(Weak::upgrade) {
+            return lock;
+        }
+        if locks.len() >= 1024 {
+            locks.retain(|_, lock| lock.strong_count() > 0);
+        }
+        let lock = Arc::new(tokio::sync::Mutex::new(()));
+        locks.insert(id.to_owned(), Arc::downgrade(&lock));
+        lock
+    }
+}

@@ -1,0 +1,10 @@
+//! Implementations of the [`berth_core::ports::MetaStore`] port on sqlx.
+//!
+//! SQLite is the embedded default. Every backend runs its own embedded migrations and passes
+//! [`testsuite`].
+
+mod sqlite;
+#[cfg(any(test, feature = "testing"))]
+pub mod testsuite;
+
+pub use sqlite::SqliteMetaStore;

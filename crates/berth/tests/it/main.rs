@@ -3,6 +3,7 @@
 mod api;
 mod blobs;
 mod clients;
+mod config;
 mod durability;
 mod listing;
 mod manifests;

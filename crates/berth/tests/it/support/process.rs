@@ -15,14 +15,14 @@ pub struct BerthProcess {
 impl BerthProcess {
     /// Starts `berth serve` on 127.0.0.1:0 over `data_dir` and waits until it serves.
     pub fn spawn(data_dir: &Path) -> BerthProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
-            .env("BERTH_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("berth binary starts");
+        let mut command = berth_command();
+        command.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(data_dir);
+        BerthProcess::start(command)
+    }
+
+    /// Starts a prepared `berth serve` command and waits until it reports its address.
+    pub fn start(mut command: Command) -> BerthProcess {
+        let mut child = command.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("berth binary starts");
         let stderr = child.stderr.take().expect("stderr is piped");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -64,6 +64,13 @@ impl BerthProcess {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .expect("VmHWM in /proc status")
     }
+}
+
+/// The berth binary with logging at `info` and no inherited configuration.
+pub fn berth_command() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_berth"));
+    command.env("BERTH_LOG", "info").env_remove("BERTH_LISTEN").env_remove("BERTH_DATA_DIR").env_remove("BERTH_CONFIG");
+    command
 }
 
 impl Drop for BerthProcess {

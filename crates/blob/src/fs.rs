@@ -3,25 +3,27 @@
 //! Writes run on a blocking thread fed through a small bounded channel, so a slow disk slows
 //! the client and no body is ever held in memory; each append ends with `fdatasync`, and an
 //! object's directory entry is synced before it may become a blob. Reads are positional
-//! reads of [`READ_CHUNK`] bytes on the blocking pool.
+//! reads of [`READ_CHUNK`] bytes into recycled buffers: the first chunk is read when the
+//! object is opened (small blobs need nothing more), the rest by a thread that stays one
+//! chunk ahead of the socket.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Mutex, PoisonError};
 
 use async_trait::async_trait;
 use berth_core::ports::{BlobStore, NewObject};
 use berth_core::stream::ByteStream;
 use berth_core::{Error, Result};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream;
 
 /// Bytes per read when serving an object: large enough for throughput, small enough that
 /// many concurrent downloads stay within a few MiB.
-pub const READ_CHUNK: usize = 128 * 1024;
+const READ_CHUNK: usize = 128 * 1024;
 /// Body chunks queued towards the writer thread.
 const WRITE_QUEUE: usize = 8;
 
@@ -153,26 +155,30 @@ impl BlobStore for FsBlobStore {
         .await
         .map_err(join_error)?
         .map_err(|e| io_error("opening an object", e))?;
-        let file = Arc::new(file);
         let next = start + first.len() as u64;
         let remaining = len - first.len() as u64;
-        let rest = stream::unfold((file, next, remaining), |(file, pos, remaining)| async move {
-            if remaining == 0 {
-                return None;
-            }
-            let reader = file.clone();
-            let chunk = tokio::task::spawn_blocking(move || read_chunk(&reader, pos, remaining))
-                .await
-                .unwrap_or_else(|e| Err(io::Error::other(e)));
-            match chunk {
-                Ok(chunk) => {
-                    let n = chunk.len() as u64;
-                    Some((Ok(chunk), (file, pos + n, remaining - n)))
-                }
-                Err(e) => Some((Err(e), (file, pos, 0))),
+        let first = (!first.is_empty()).then_some(Ok(first));
+        if remaining == 0 {
+            return Ok(Box::pin(stream::iter(first)));
+        }
+        // The rest comes from a reader thread that stays one chunk ahead of the socket. It
+        // waits for room in the channel before reading, so it never sits on a full buffer.
+        let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(1);
+        let runtime = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            let (mut pos, mut remaining) = (next, remaining);
+            while remaining > 0 {
+                let Ok(slot) = runtime.block_on(tx.reserve()) else {
+                    return; // the client went away
+                };
+                let chunk = read_chunk(&file, pos, remaining);
+                let n = chunk.as_ref().map_or(remaining, |c| c.len() as u64);
+                slot.send(chunk);
+                pos += n;
+                remaining -= n;
             }
         });
-        let first = (!first.is_empty()).then_some(Ok(first));
+        let rest = stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|chunk| (chunk, rx)) });
         Ok(Box::pin(stream::iter(first).chain(rest)))
     }
 
@@ -186,12 +192,55 @@ impl BlobStore for FsBlobStore {
     }
 }
 
-/// Reads up to [`READ_CHUNK`] bytes at `pos`, never more than `remaining`.
+/// Reads up to [`READ_CHUNK`] bytes at `pos`, never more than `remaining`, into a buffer
+/// from [`BUFFERS`] that goes back there once the HTTP layer has sent it.
 fn read_chunk(file: &File, pos: u64, remaining: u64) -> io::Result<Bytes> {
     let n = usize::try_from(remaining).map_or(READ_CHUNK, |r| r.min(READ_CHUNK));
-    let mut buf = BytesMut::zeroed(n);
-    file.read_exact_at(&mut buf, pos)?;
-    Ok(buf.freeze())
+    let mut chunk = PooledChunk { buf: BUFFERS.take(), len: n };
+    file.read_exact_at(&mut chunk.buf[..n], pos)?;
+    Ok(Bytes::from_owner(chunk))
+}
+
+/// Read buffers kept for reuse: a fresh buffer has to be zeroed before it can be read into
+/// (safe Rust has no uninitialised reads), which cost more CPU than the read itself.
+static BUFFERS: BufferPool = BufferPool { free: Mutex::new(Vec::new()) };
+
+/// Buffers kept when idle (4 MiB); more may be in flight, and are freed when returned.
+const POOLED_BUFFERS: usize = 32;
+
+struct BufferPool {
+    free: Mutex<Vec<Vec<u8>>>,
+}
+
+impl BufferPool {
+    fn take(&self) -> Vec<u8> {
+        self.free.lock().unwrap_or_else(PoisonError::into_inner).pop().unwrap_or_else(|| vec![0; READ_CHUNK])
+    }
+
+    fn give(&self, buf: Vec<u8>) {
+        let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
+        if free.len() < POOLED_BUFFERS && buf.len() == READ_CHUNK {
+            free.push(buf);
+        }
+    }
+}
+
+/// The first `len` bytes of a pooled buffer, as the owner behind a `Bytes`.
+struct PooledChunk {
+    buf: Vec<u8>,
+    len: usize,
+}
+
+impl AsRef<[u8]> for PooledChunk {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl Drop for PooledChunk {
+    fn drop(&mut self) {
+        BUFFERS.give(std::mem::take(&mut self.buf));
+    }
 }
 
 #[cfg(test)]

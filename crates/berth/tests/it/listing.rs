@@ -60,6 +60,16 @@ async fn tags_in_lexical_order_with_pagination() {
     assert!(link.is_none());
     let (page, _) = get_json(&reg, "/v2/team/tags/tags/list?last=zzz").await;
     assert_eq!(page["tags"], json!([]));
+    // A cached listing reflects a new tag and a deleted one at once.
+    assert_eq!(
+        reg.put_manifest("team/tags", "zzzz", OCI_MANIFEST, &image.manifest).await.status(),
+        StatusCode::CREATED
+    );
+    let (page, _) = get_json(&reg, "/v2/team/tags/tags/list?last=zzz").await;
+    assert_eq!(page["tags"], json!(["zzzz"]));
+    assert_eq!(reg.send(Method::DELETE, "/v2/team/tags/manifests/zzzz").await.status(), StatusCode::ACCEPTED);
+    let (page, _) = get_json(&reg, "/v2/team/tags/tags/list?last=zzz").await;
+    assert_eq!(page["tags"], json!([]));
     reg.stop().await;
 }
 

@@ -1,4 +1,6 @@
 use berth_oci::RepositoryName;
+use std::sync::Arc;
+
 use berth_oci::path::Page;
 
 use super::Registry;
@@ -24,12 +26,15 @@ impl Registry {
                 Err(Error::NameUnknown(name.to_string()))
             };
         }
+        let key = format!("{limit}/{}", page.last.as_deref().unwrap_or(""));
         let items = self
-            .meta
-            .list_tags(name, page.last.as_deref(), limit + 1)
+            .tag_cache
+            .get_or_load(&self.generations, name.as_str(), &key, async {
+                Ok(self.meta.list_tags(name, page.last.as_deref(), limit + 1).await?.map(Arc::new))
+            })
             .await?
             .ok_or_else(|| Error::NameUnknown(name.to_string()))?;
-        Ok(paginate(items, limit))
+        Ok(paginate(items.as_ref().clone(), limit))
     }
 
     /// A page of repository names.

@@ -52,6 +52,7 @@ pub struct Registry {
     generations: Generations,
     manifest_cache: RepoCache<Option<Arc<ManifestRecord>>>,
     blob_cache: RepoCache<Option<BlobRecord>>,
+    tag_cache: RepoCache<Option<Arc<Vec<String>>>>,
     upload_locks: UploadLocks,
 }
 
@@ -63,6 +64,9 @@ impl Registry {
         let blob_cache = RepoCache::new(config.blob_cache_bytes, |b: &Option<BlobRecord>| {
             b.as_ref().map_or(0, |b| u32::try_from(b.storage_key.len() + 200).unwrap_or(u32::MAX))
         });
+        let tag_cache = RepoCache::new(config.manifest_cache_bytes / 4, |t: &Option<Arc<Vec<String>>>| {
+            t.as_ref().map_or(0, |t| u32::try_from(t.iter().map(|s| s.len() + 24).sum::<usize>()).unwrap_or(u32::MAX))
+        });
         Registry {
             meta,
             blobs,
@@ -70,6 +74,7 @@ impl Registry {
             generations: Generations::default(),
             manifest_cache,
             blob_cache,
+            tag_cache,
             upload_locks: UploadLocks::default(),
         }
     }

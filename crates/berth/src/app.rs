@@ -9,9 +9,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use berth_blob::FsBlobStore;
+use berth_core::ports::MetaStore;
 use berth_core::registry::Registry;
+use berth_core::tenancy::store::TenancyStore;
+use berth_core::tenancy::{Tenancy, write_audit_batches};
 use berth_meta::SqliteMetaStore;
-use berth_server::{AppState, Limits};
+use berth_server::auth::keys::KeyRing;
+use berth_server::{AppState, Auth, Limits};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -23,9 +27,24 @@ pub struct Running {
     pub addr: SocketAddr,
     stop: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
-    janitor: JoinHandle<()>,
+    background: Vec<JoinHandle<()>>,
     meta: Arc<SqliteMetaStore>,
     _lock: File,
+}
+
+/// The metadata store of a data directory (created if needed).
+pub async fn open_meta(config: &Config) -> anyhow::Result<Arc<SqliteMetaStore>> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    let meta = SqliteMetaStore::open(&config.data_dir.join("meta.db"), config.database.readers)
+        .await
+        .context("opening the metadata database")?;
+    Ok(Arc::new(meta))
+}
+
+/// Where the token service keeps its signing keys.
+pub fn keys_dir(config: &Config) -> std::path::PathBuf {
+    config.data_dir.join("keys")
 }
 
 /// Opens the data directory, binds the listener and starts serving.
@@ -33,31 +52,51 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     let lock = lock_data_dir(config)?;
-    let meta = Arc::new(
-        SqliteMetaStore::open(&config.data_dir.join("meta.db"), config.database.readers)
-            .await
-            .context("opening the metadata database")?,
-    );
+    let meta = open_meta(config).await?;
     let blobs = Arc::new(FsBlobStore::open(config.data_dir.join("blobs")).context("opening the blob directory")?);
     let registry = Arc::new(Registry::new(meta.clone(), blobs, config.registry_config()));
-    let state = Arc::new(AppState { registry: registry.clone(), limits: Limits::new(&config.limits_config()) });
+    let store: Arc<dyn MetaStore> = meta.clone();
+    let (tenancy, audit_queue) = Tenancy::new(store.clone(), &config.tenancy_config());
+    let keys = KeyRing::open(keys_dir(config)).context("opening the token signing keys")?;
+    if !config.auth.enabled {
+        tracing::warn!("authentication is OFF: every request has full rights; never expose this registry");
+    } else if meta.count_users().await? == 0 {
+        tracing::warn!("no accounts exist yet; create the first one with `berth admin create-user NAME --superuser`");
+    }
+    let state = Arc::new(AppState {
+        registry: registry.clone(),
+        tenancy: Arc::new(tenancy),
+        auth: Auth { config: config.auth_config(), keys },
+        limits: Limits::new(&config.limits_config()),
+    });
 
     let listener = TcpListener::bind(config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = watch::channel(false);
-    let server =
-        tokio::spawn(berth_server::serve(listener, berth_server::router(state), until_stopped(stopped.clone())));
-    let janitor = tokio::spawn(sweep_uploads(registry, config.uploads.clone(), until_stopped(stopped)));
+    let server = tokio::spawn(berth_server::serve(
+        listener,
+        berth_server::router(state.clone()),
+        until_stopped(stopped.clone()),
+    ));
+    let background = vec![
+        tokio::spawn(sweep_uploads(registry, config.uploads.clone(), until_stopped(stopped.clone()))),
+        tokio::spawn(reload_keys(state, until_stopped(stopped))),
+        tokio::spawn(write_audit_batches(audit_queue, store)),
+    ];
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "berth is serving");
-    Ok(Running { addr, stop, server, janitor, meta, _lock: lock })
+    Ok(Running { addr, stop, server, background, meta, _lock: lock })
 }
 
 impl Running {
-    /// Stops accepting, lets in-flight requests finish, and closes the stores.
+    /// Stops accepting, lets in-flight requests finish, flushes the audit log, and closes the
+    /// stores.
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.stop.send(true);
         let served = self.server.await.context("server task")?;
-        let _ = self.janitor.await;
+        // The audit writer ends once the last handle to the application state is gone.
+        for task in self.background {
+            let _ = task.await;
+        }
         self.meta.close().await;
         served.context("serving")
     }
@@ -110,6 +149,25 @@ async fn sweep_uploads(
                     break;
                 }
             }
+        }
+    }
+}
+
+/// Picks up signing keys rotated by `berth admin rotate-signing-key` while serving. Holds the
+/// state only between ticks, so shutdown can drop it.
+async fn reload_keys(state: Arc<AppState>, stopped: impl Future<Output = ()>) {
+    let weak = Arc::downgrade(&state);
+    drop(state);
+    let mut every = tokio::time::interval(Duration::from_secs(60));
+    tokio::pin!(stopped);
+    loop {
+        tokio::select! {
+            _ = &mut stopped => return,
+            _ = every.tick() => {}
+        }
+        let Some(state) = weak.upgrade() else { return };
+        if let Err(e) = state.auth.keys.reload() {
+            tracing::warn!(error = %e, "re-reading the signing keys failed");
         }
     }
 }

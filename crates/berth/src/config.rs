@@ -5,7 +5,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use std::time::Duration;
+
 use berth_core::registry::RegistryConfig;
+use berth_core::tenancy::TenancyConfig;
 use berth_server::LimitsConfig;
 use serde::Deserialize;
 
@@ -20,6 +23,27 @@ pub struct Config {
     pub limits: LimitsSection,
     pub uploads: UploadsSection,
     pub database: DatabaseSection,
+    pub auth: AuthSection,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSection {
+    /// Off only for experiments and benchmarks: every request then acts with full rights.
+    pub enabled: bool,
+    /// The `service` named in challenges and tokens.
+    pub service: String,
+    /// How long a registry token is valid.
+    pub token_lifetime_secs: u64,
+    /// The URL clients reach Berth at (e.g. `https://registry.example.com`), for the token
+    /// realm; by default it is built from each request's `Host` header.
+    pub public_url: Option<String>,
+    /// How long a verified password or token is trusted before it is checked again.
+    pub credential_cache_secs: u64,
+    /// Failed logins allowed per client address per minute before 429.
+    pub failures_per_address: u32,
+    /// Failed logins allowed per account per minute before 429.
+    pub failures_per_account: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -65,12 +89,29 @@ pub struct DatabaseSection {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            listen: SocketAddr::from(([127, 0, 0, 1], 5000)),
+            listen: SocketAddr::from(([0, 0, 0, 0], 5000)),
             data_dir: PathBuf::from("./berth-data"),
             registry: RegistrySection::default(),
             limits: LimitsSection::default(),
             uploads: UploadsSection::default(),
             database: DatabaseSection::default(),
+            auth: AuthSection::default(),
+        }
+    }
+}
+
+impl Default for AuthSection {
+    fn default() -> Self {
+        let auth = berth_server::auth::AuthConfig::default();
+        let tenancy = TenancyConfig::default();
+        AuthSection {
+            enabled: auth.enabled,
+            service: auth.service,
+            token_lifetime_secs: auth.token_lifetime.as_secs(),
+            public_url: None,
+            credential_cache_secs: tenancy.credential_cache_ttl.as_secs(),
+            failures_per_address: tenancy.failures_per_address,
+            failures_per_account: tenancy.failures_per_account,
         }
     }
 }
@@ -122,6 +163,24 @@ impl Config {
             referrers_limit: r.referrers_limit.max(1),
             manifest_cache_bytes: r.manifest_cache_bytes,
             blob_cache_bytes: r.blob_cache_bytes,
+        }
+    }
+
+    pub fn auth_config(&self) -> berth_server::auth::AuthConfig {
+        berth_server::auth::AuthConfig {
+            enabled: self.auth.enabled,
+            service: self.auth.service.clone(),
+            token_lifetime: Duration::from_secs(self.auth.token_lifetime_secs.max(1)),
+            public_url: self.auth.public_url.clone(),
+        }
+    }
+
+    pub fn tenancy_config(&self) -> TenancyConfig {
+        TenancyConfig {
+            credential_cache_ttl: Duration::from_secs(self.auth.credential_cache_secs),
+            failures_per_address: self.auth.failures_per_address,
+            failures_per_account: self.auth.failures_per_account,
+            ..TenancyConfig::default()
         }
     }
 

@@ -36,6 +36,21 @@ pub enum Error {
     /// The request's traffic class is over its budget; retry after this many seconds.
     #[error("too many requests; retry later")]
     TooManyRequests { retry_after_secs: u64 },
+    /// Credentials are missing or wrong.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The caller is known but lacks the right.
+    #[error("{0}")]
+    Denied(String),
+    /// A named account, team, repository or permission does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The thing being created exists already.
+    #[error("{0}")]
+    Conflict(String),
+    /// A request that is malformed in a way no protocol code above describes.
+    #[error("{0}")]
+    InvalidInput(String),
     /// A failure of the metadata or blob store. The message is for the log, never for the
     /// client.
     #[error("internal error: {0}")]

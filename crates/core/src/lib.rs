@@ -4,11 +4,13 @@
 //! Nothing here knows HTTP or SQL; the server crate translates requests into calls on
 //! [`registry::Registry`] and maps [`Error`] onto each wire protocol.
 
+pub mod access;
 pub mod cache;
 pub mod error;
 pub mod ports;
 pub mod registry;
 pub mod stream;
+pub mod tenancy;
 pub mod time;
 
 pub use error::{Error, Result};

@@ -11,7 +11,10 @@ use bytes::Bytes;
 use serde_json::{Map, Value};
 
 use crate::Result;
+use crate::access::Principal;
 use crate::stream::ByteStream;
+use crate::tenancy::records::AuditEntry;
+use crate::tenancy::store::TenancyStore;
 
 /// A blob the registry holds: its digest, length and where the BlobStore keeps it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +67,10 @@ pub struct NewManifest {
     pub children: Vec<Digest>,
     pub tags: Vec<Tag>,
     pub now: i64,
+    /// Who pushes: creates the repository if needed, as [`MetaStore::ensure_repository`].
+    pub creator: Principal,
+    /// The push's audit row.
+    pub audit: AuditEntry,
 }
 
 /// A manifest that names another as its subject.
@@ -77,19 +84,32 @@ pub struct Referrer {
 }
 
 #[async_trait]
-pub trait MetaStore: Send + Sync + 'static {
-    /// Creates the repository if it does not exist yet.
-    async fn ensure_repository(&self, name: &RepositoryName, now: i64) -> Result<()>;
+pub trait MetaStore: TenancyStore + Send + Sync + 'static {
+    /// Creates the repository if it does not exist yet, as a push by `creator` does: in its
+    /// namespace (created as an organization when missing, which only a superuser can cause),
+    /// granting the creator and the organization's default permissions, and writing `audit`.
+    /// Returns whether it was created.
+    async fn ensure_repository(&self, name: &RepositoryName, creator: &Principal, audit: &AuditEntry) -> Result<bool>;
     async fn repository_exists(&self, name: &RepositoryName) -> Result<bool>;
 
     /// The blob, if `name` may serve it.
     async fn repository_blob(&self, name: &RepositoryName, digest: &Digest) -> Result<Option<BlobRecord>>;
     /// The blob, if any repository holds it.
     async fn blob(&self, digest: &Digest) -> Result<Option<BlobRecord>>;
-    /// Lets `name` serve an existing blob (cross-repository mount); creates the repository.
-    async fn link_blob(&self, name: &RepositoryName, digest: &Digest, now: i64) -> Result<()>;
-    /// Stops `name` from serving the blob. False if it did not.
-    async fn unlink_blob(&self, name: &RepositoryName, digest: &Digest) -> Result<bool>;
+    /// The blob, if some repository `principal` may read holds it.
+    async fn readable_blob(&self, principal: &Principal, digest: &Digest) -> Result<Option<BlobRecord>>;
+    /// Lets `name` serve an existing blob (cross-repository mount), creating the repository
+    /// as [`MetaStore::ensure_repository`] does.
+    async fn link_blob(
+        &self,
+        name: &RepositoryName,
+        digest: &Digest,
+        creator: &Principal,
+        audit: &AuditEntry,
+        now: i64,
+    ) -> Result<()>;
+    /// Stops `name` from serving the blob, writing `audit`. False if it did not.
+    async fn unlink_blob(&self, name: &RepositoryName, digest: &Digest, audit: &AuditEntry) -> Result<bool>;
 
     async fn create_upload(&self, upload: &UploadRecord) -> Result<()>;
     async fn upload(&self, id: &str) -> Result<Option<UploadRecord>>;
@@ -124,15 +144,13 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Stores a manifest, its graph edges and its tags in one transaction, or fails with
     /// `ManifestBlobUnknown` (listing what is missing) / `ManifestInvalid` and writes nothing.
     async fn commit_manifest(&self, manifest: &NewManifest) -> Result<()>;
-    /// Deletes a manifest and every tag on it. False if there was none.
-    async fn delete_manifest(&self, name: &RepositoryName, digest: &Digest) -> Result<bool>;
-    /// Ends a tag (the manifest stays). False if the tag did not exist.
-    async fn delete_tag(&self, name: &RepositoryName, tag: &Tag, now: i64) -> Result<bool>;
+    /// Deletes a manifest and every tag on it, writing `audit`. False if there was none.
+    async fn delete_manifest(&self, name: &RepositoryName, digest: &Digest, audit: &AuditEntry) -> Result<bool>;
+    /// Ends a tag (the manifest stays), writing `audit`. False if the tag did not exist.
+    async fn delete_tag(&self, name: &RepositoryName, tag: &Tag, now: i64, audit: &AuditEntry) -> Result<bool>;
 
     /// Live tags after `last`, in lexical order; `None` when the repository is unknown.
     async fn list_tags(&self, name: &RepositoryName, last: Option<&str>, limit: u32) -> Result<Option<Vec<String>>>;
-    /// Repository names after `last`, in lexical order.
-    async fn list_repositories(&self, last: Option<&str>, limit: u32) -> Result<Vec<String>>;
     /// Manifests in `name` whose subject is `subject`, by digest, optionally only those of
     /// one artifact type.
     async fn referrers(

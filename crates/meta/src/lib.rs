@@ -6,5 +6,7 @@
 mod sqlite;
 #[cfg(any(test, feature = "testing"))]
 pub mod testsuite;
+#[cfg(any(test, feature = "testing"))]
+mod testsuite_tenancy;
 
 pub use sqlite::SqliteMetaStore;

@@ -1,7 +1,9 @@
 //! The MetaStore conformance suite: the behaviour every backend must show, run against each.
 
 use berth_core::Error;
+use berth_core::access::Principal;
 use berth_core::ports::{BlobRecord, MetaStore, NewManifest, UploadRecord};
+use berth_core::tenancy::records::AuditEntry;
 use berth_oci::{Algorithm, Digest, Reference, RepositoryName, Tag};
 use bytes::Bytes;
 
@@ -12,6 +14,21 @@ pub async fn run(store: &dyn MetaStore) {
     manifests_and_tags(store).await;
     listings(store).await;
     referrers(store).await;
+    crate::testsuite_tenancy::run(store).await;
+}
+
+/// An audit row for `action` by the system.
+pub fn entry(action: &str) -> AuditEntry {
+    AuditEntry {
+        time: 1,
+        actor_kind: "system".into(),
+        actor: "berth".into(),
+        action: action.into(),
+        namespace: None,
+        repository: None,
+        client_ip: None,
+        details: None,
+    }
 }
 
 fn name(s: &str) -> RepositoryName {
@@ -45,7 +62,7 @@ fn upload(id: &str, repository: &RepositoryName, key: &str, now: i64) -> UploadR
 async fn store_blob(store: &dyn MetaStore, repository: &RepositoryName, content: &str) -> Digest {
     let digest = digest_of(content);
     let id = format!("up-{}", &digest.hex()[..12]);
-    store.ensure_repository(repository, 1).await.expect("ensure");
+    store.ensure_repository(repository, &Principal::System, &entry("create_repository")).await.expect("ensure");
     store
         .create_upload(&upload(&id, repository, &format!("key-{id}-{}", repository.as_str().replace('/', "-")), 1))
         .await
@@ -78,21 +95,23 @@ fn manifest(
         children,
         tags: tags.iter().map(|t| tag(t)).collect(),
         now: 10,
+        creator: Principal::System,
+        audit: entry("push"),
     }
 }
 
 async fn repositories(store: &dyn MetaStore) {
     let r = name("suite/repos");
     assert!(!store.repository_exists(&r).await.expect("exists"));
-    store.ensure_repository(&r, 1).await.expect("ensure");
-    store.ensure_repository(&r, 2).await.expect("ensure is idempotent");
+    store.ensure_repository(&r, &Principal::System, &entry("create_repository")).await.expect("ensure");
+    store.ensure_repository(&r, &Principal::System, &entry("create_repository")).await.expect("ensure is idempotent");
     assert!(store.repository_exists(&r).await.expect("exists"));
 }
 
 async fn uploads_and_blobs(store: &dyn MetaStore) {
     let a = name("suite/blobs-a");
     let b = name("suite/blobs-b");
-    store.ensure_repository(&a, 1).await.expect("ensure");
+    store.ensure_repository(&a, &Principal::System, &entry("create_repository")).await.expect("ensure");
     store.create_upload(&upload("u1", &a, "k1", 100)).await.expect("create");
     assert!(
         store.create_upload(&upload("u-unknown-repo", &name("suite/none"), "k0", 1)).await.is_err(),
@@ -118,7 +137,7 @@ async fn uploads_and_blobs(store: &dyn MetaStore) {
     assert!(matches!(store.commit_blob("u1", &a, &blob, 300).await, Err(Error::BlobUploadUnknown)));
 
     // The same digest uploaded again (to another repository) keeps the first copy.
-    store.ensure_repository(&b, 1).await.expect("ensure");
+    store.ensure_repository(&b, &Principal::System, &entry("create_repository")).await.expect("ensure");
     store.create_upload(&upload("u2", &b, "k2", 100)).await.expect("create");
     let again = BlobRecord { storage_key: "k2".into(), ..blob.clone() };
     assert_eq!(store.commit_blob("u2", &b, &again, 300).await.expect("commit").storage_key, "k1");
@@ -127,12 +146,18 @@ async fn uploads_and_blobs(store: &dyn MetaStore) {
     assert_eq!(store.blob(&d).await.expect("get"), Some(blob.clone()));
     let c = name("suite/blobs-c");
     assert_eq!(store.repository_blob(&c, &d).await.expect("get"), None);
-    store.link_blob(&c, &d, 400).await.expect("mount");
+    store.link_blob(&c, &d, &Principal::System, &entry("create_repository"), 400).await.expect("mount");
     assert_eq!(store.repository_blob(&c, &d).await.expect("get"), Some(blob.clone()));
-    store.link_blob(&c, &d, 400).await.expect("mounting twice is fine");
-    assert!(matches!(store.link_blob(&c, &digest_of("nothing"), 400).await, Err(Error::BlobUnknown(_))));
-    assert!(store.unlink_blob(&c, &d).await.expect("unlink"));
-    assert!(!store.unlink_blob(&c, &d).await.expect("unlink again"));
+    store
+        .link_blob(&c, &d, &Principal::System, &entry("create_repository"), 400)
+        .await
+        .expect("mounting twice is fine");
+    assert!(matches!(
+        store.link_blob(&c, &digest_of("nothing"), &Principal::System, &entry("create_repository"), 400).await,
+        Err(Error::BlobUnknown(_))
+    ));
+    assert!(store.unlink_blob(&c, &d, &entry("delete_blob")).await.expect("unlink"));
+    assert!(!store.unlink_blob(&c, &d, &entry("delete_blob")).await.expect("unlink again"));
     assert_eq!(store.repository_blob(&c, &d).await.expect("get"), None);
     assert_eq!(store.repository_blob(&a, &d).await.expect("get"), Some(blob), "other repositories keep it");
 
@@ -190,16 +215,16 @@ async fn manifests_and_tags(store: &dyn MetaStore) {
     assert_eq!((latest.digest, latest.media_type), (index.digest.clone(), index.media_type.clone()));
     assert_eq!(store.manifest(&r, &Reference::Tag(tag("v1"))).await.expect("get").expect("v1").digest, m1.digest);
 
-    assert!(store.delete_tag(&r, &tag("v1"), 20).await.expect("delete tag"));
-    assert!(!store.delete_tag(&r, &tag("v1"), 21).await.expect("delete tag again"));
+    assert!(store.delete_tag(&r, &tag("v1"), 20, &entry("delete_tag")).await.expect("delete tag"));
+    assert!(!store.delete_tag(&r, &tag("v1"), 21, &entry("delete_tag")).await.expect("delete tag again"));
     assert!(store.manifest(&r, &Reference::Tag(tag("v1"))).await.expect("get").is_none());
     assert!(
         store.manifest(&r, &Reference::Digest(m1.digest.clone())).await.expect("get").is_some(),
         "deleting a tag keeps the manifest"
     );
 
-    assert!(store.delete_manifest(&r, &index.digest).await.expect("delete manifest"));
-    assert!(!store.delete_manifest(&r, &index.digest).await.expect("delete again"));
+    assert!(store.delete_manifest(&r, &index.digest, &entry("delete_manifest")).await.expect("delete manifest"));
+    assert!(!store.delete_manifest(&r, &index.digest, &entry("delete_manifest")).await.expect("delete again"));
     assert!(
         store.manifest(&r, &Reference::Tag(tag("latest"))).await.expect("get").is_none(),
         "tags go with their manifest"
@@ -220,10 +245,10 @@ async fn listings(store: &dyn MetaStore) {
     assert_eq!(store.list_tags(&r, Some("zz"), 3).await.expect("list"), Some(vec![]));
     assert_eq!(store.list_tags(&name("suite/unknown"), None, 3).await.expect("list"), None);
 
-    let all = store.list_repositories(None, 1000).await.expect("catalog");
+    let all = store.readable_repositories(&Principal::System, None, 1000).await.expect("catalog");
     assert!(all.windows(2).all(|w| w[0] < w[1]), "catalog is sorted: {all:?}");
     assert!(all.contains(&"suite/listing".to_owned()));
-    let after = store.list_repositories(Some("suite/listing"), 1).await.expect("catalog");
+    let after = store.readable_repositories(&Principal::System, Some("suite/listing"), 1).await.expect("catalog");
     assert!(after.len() == 1 && after[0].as_str() > "suite/listing");
 }
 

@@ -2,33 +2,49 @@
 //! into its traffic class, call one use case on [`berth_core::registry::Registry`], and
 //! render the result (or the error, through one mapping table per protocol).
 
+pub mod auth;
 mod limits;
 mod oci;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::routing::any;
+use axum::routing::{any, get};
 use berth_core::registry::Registry;
+use berth_core::tenancy::Tenancy;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tower::ServiceExt;
 
 pub use limits::{Limits, LimitsConfig, TrafficClass};
 
 /// What every request handler can reach.
 pub struct AppState {
     pub registry: Arc<Registry>,
+    pub tenancy: Arc<Tenancy>,
+    pub auth: Auth,
     pub limits: Limits,
 }
+
+/// The token service: its configuration and signing keys.
+pub struct Auth {
+    pub config: auth::AuthConfig,
+    pub keys: auth::keys::KeyRing,
+}
+
+/// The peer address of the connection a request came on.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientAddr(pub SocketAddr);
 
 /// All of Berth's routes.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
+        .route("/v2/auth", get(auth::token_endpoint).post(auth::token_endpoint))
         .route("/v2", any(oci::dispatch))
         .route("/v2/", any(oci::dispatch))
         .route("/v2/{*rest}", any(oci::dispatch))
@@ -45,15 +61,14 @@ pub async fn serve(
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let service = TowerToHyperService::new(router);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).max_buf_size(WRITE_BUFFER);
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
                     tracing::warn!(error = %e, "accepting a connection failed");
@@ -64,7 +79,12 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service.clone());
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(ClientAddr(peer));
+            router.clone().oneshot(request)
+        });
+        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
         let connection = graceful.watch(connection.into_owned());
         tokio::spawn(async move {
             if let Err(e) = connection.await {

@@ -8,7 +8,7 @@ use reqwest::Method;
 use serde_json::Value;
 
 use crate::support::content::{self, Image, OCI_INDEX, OCI_MANIFEST, bytes};
-use crate::support::{TestRegistry, header, sha256, tool_available};
+use crate::support::{TestRegistry, admin_creds, header, sha256, tool_available};
 
 /// Runs a command on the blocking pool (the registry under test shares the runtime) and
 /// returns its stdout; fails the test with its stderr if it fails.
@@ -44,8 +44,13 @@ fn layout_of(image: &Image, work: &Path) -> PathBuf {
 
 /// skopeo copy of a layout's `v1` to `dest`, keeping every digest as it is.
 async fn skopeo_push(source: &Path, dest: &str) {
+    let creds = admin_creds();
     let from = format!("oci:{}:v1", source.display());
-    run("skopeo", args(&["copy", "--preserve-digests", "--dest-tls-verify=false", &from, dest])).await;
+    run(
+        "skopeo",
+        args(&["copy", "--preserve-digests", "--dest-tls-verify=false", "--dest-creds", &creds, &from, dest]),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -54,6 +59,7 @@ async fn skopeo_push_and_pull_round_trip() {
         return;
     }
     let reg = TestRegistry::start().await;
+    let creds = admin_creds();
     let work = tempfile::tempdir().expect("tempdir");
     let image = Image::new(&[&bytes(300_000, 1), &bytes(2_000_000, 2), &bytes(10, 3)]);
     let source = layout_of(&image, work.path());
@@ -66,14 +72,30 @@ async fn skopeo_push_and_pull_round_trip() {
     let back = work.path().join("back");
     run(
         "skopeo",
-        args(&["copy", "--preserve-digests", "--src-tls-verify=false", &dest, &format!("oci:{}:v1", back.display())]),
+        args(&[
+            "copy",
+            "--preserve-digests",
+            "--src-tls-verify=false",
+            "--src-creds",
+            &creds,
+            &dest,
+            &format!("oci:{}:v1", back.display()),
+        ]),
     )
     .await;
     assert_eq!(layout_root_digest(&back), image.digest);
     let plain = work.path().join("plain");
     run(
         "skopeo",
-        args(&["copy", "--preserve-digests", "--src-tls-verify=false", &dest, &format!("dir:{}", plain.display())]),
+        args(&[
+            "copy",
+            "--preserve-digests",
+            "--src-tls-verify=false",
+            "--src-creds",
+            &creds,
+            &dest,
+            &format!("dir:{}", plain.display()),
+        ]),
     )
     .await;
     assert_eq!(std::fs::read(plain.join("manifest.json")).expect("manifest"), image.manifest);
@@ -81,10 +103,13 @@ async fn skopeo_push_and_pull_round_trip() {
         let file = plain.join(sha256(blob).trim_start_matches("sha256:"));
         assert_eq!(std::fs::read(file).expect("blob file"), blob);
     }
-    let raw = run("skopeo", args(&["inspect", "--raw", "--tls-verify=false", &dest])).await;
+    let raw = run("skopeo", args(&["inspect", "--raw", "--tls-verify=false", "--creds", &creds, &dest])).await;
     assert_eq!(raw.as_bytes(), image.manifest.as_slice());
-    let tags =
-        run("skopeo", args(&["list-tags", "--tls-verify=false", &format!("docker://{}/team/app", reg.host())])).await;
+    let tags = run(
+        "skopeo",
+        args(&["list-tags", "--tls-verify=false", "--creds", &creds, &format!("docker://{}/team/app", reg.host())]),
+    )
+    .await;
     assert!(tags.contains("\"v1\""), "{tags}");
 
     // Converted to Docker schema 2 on the way in, and pulled back.
@@ -94,6 +119,8 @@ async fn skopeo_push_and_pull_round_trip() {
         args(&[
             "copy",
             "--dest-tls-verify=false",
+            "--dest-creds",
+            &creds,
             "--format",
             "v2s2",
             &format!("oci:{}:v1", source.display()),
@@ -105,7 +132,14 @@ async fn skopeo_push_and_pull_round_trip() {
     assert_eq!(header(&r, "content-type"), "application/vnd.docker.distribution.manifest.v2+json");
     run(
         "skopeo",
-        args(&["copy", "--src-tls-verify=false", &docker, &format!("dir:{}", work.path().join("docker").display())]),
+        args(&[
+            "copy",
+            "--src-tls-verify=false",
+            "--src-creds",
+            &creds,
+            &docker,
+            &format!("dir:{}", work.path().join("docker").display()),
+        ]),
     )
     .await;
     reg.stop().await;
@@ -117,6 +151,7 @@ async fn skopeo_multi_arch_round_trip() {
         return;
     }
     let reg = TestRegistry::start().await;
+    let creds = admin_creds();
     let work = tempfile::tempdir().expect("tempdir");
     let amd64 = Image::with(&[&bytes(100_000, 4)], "amd64", |_| {});
     let arm64 = Image::with(&[&bytes(120_000, 5)], "arm64", |_| {});
@@ -135,6 +170,8 @@ async fn skopeo_multi_arch_round_trip() {
             "--all",
             "--preserve-digests",
             "--dest-tls-verify=false",
+            "--dest-creds",
+            &creds,
             &format!("oci:{}:multi", source.display()),
             &dest,
         ]),
@@ -152,6 +189,8 @@ async fn skopeo_multi_arch_round_trip() {
             "--all",
             "--preserve-digests",
             "--src-tls-verify=false",
+            "--src-creds",
+            &creds,
             &dest,
             &format!("oci:{}:v1", back.display()),
         ]),
@@ -166,7 +205,16 @@ async fn skopeo_multi_arch_round_trip() {
     let arm = work.path().join("arm");
     run(
         "skopeo",
-        args(&["copy", "--override-arch", "arm64", "--src-tls-verify=false", &dest, &format!("dir:{}", arm.display())]),
+        args(&[
+            "copy",
+            "--override-arch",
+            "arm64",
+            "--src-tls-verify=false",
+            "--src-creds",
+            &creds,
+            &dest,
+            &format!("dir:{}", arm.display()),
+        ]),
     )
     .await;
     assert_eq!(std::fs::read(arm.join("manifest.json")).expect("manifest"), arm64.manifest);
@@ -186,6 +234,7 @@ async fn podman_and_buildah_push_and_pull() {
         return;
     }
     let reg = TestRegistry::start().await;
+    let creds = admin_creds();
     let work = tempfile::tempdir().expect("tempdir");
     let image = Image::new(&[&bytes(200_000, 6)]);
     let source = layout_of(&image, work.path());
@@ -198,12 +247,16 @@ async fn podman_and_buildah_push_and_pull() {
     };
     let original = original.trim_start_matches("docker://").to_owned();
     let remote = format!("{}/team/podman:v1", reg.host());
-    run("podman", with(&podman, &["pull", "--tls-verify=false", &original])).await;
-    run("podman", with(&podman, &["push", "--tls-verify=false", &original, &format!("docker://{remote}")])).await;
+    run("podman", with(&podman, &["pull", "--tls-verify=false", "--creds", &creds, &original])).await;
+    run(
+        "podman",
+        with(&podman, &["push", "--tls-verify=false", "--creds", &creds, &original, &format!("docker://{remote}")]),
+    )
+    .await;
     let r = reg.send(Method::GET, "/v2/team/podman/manifests/v1").await;
     assert_eq!(r.status(), reqwest::StatusCode::OK);
     run("podman", with(&podman, &["rmi", "-a", "-f"])).await;
-    run("podman", with(&podman, &["pull", "--tls-verify=false", &remote])).await;
+    run("podman", with(&podman, &["pull", "--tls-verify=false", "--creds", &creds, &remote])).await;
     // The image ID is the config digest, which survives layer recompression on push.
     let ids = run("podman", with(&podman, &["images", "--no-trunc", "--format", "{{.ID}}"])).await;
     let config = sha256(&image.config);
@@ -213,9 +266,9 @@ async fn podman_and_buildah_push_and_pull() {
     );
 
     let buildah = own_storage(&work.path().join("buildah"));
-    run("buildah", with(&buildah, &["pull", "--tls-verify=false", &remote])).await;
+    run("buildah", with(&buildah, &["pull", "--tls-verify=false", "--creds", &creds, &remote])).await;
     let copy = format!("docker://{}/team/buildah:v1", reg.host());
-    run("buildah", with(&buildah, &["push", "--tls-verify=false", &remote, &copy])).await;
+    run("buildah", with(&buildah, &["push", "--tls-verify=false", "--creds", &creds, &remote, &copy])).await;
     let r = reg.send(Method::GET, "/v2/team/buildah/manifests/v1").await;
     assert_eq!(r.status(), reqwest::StatusCode::OK);
     reg.stop().await;

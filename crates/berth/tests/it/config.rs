@@ -2,12 +2,14 @@
 
 use std::process::Stdio;
 
-use crate::support::client;
+use crate::support::anonymous_client;
 use crate::support::process::{BerthProcess, berth_command};
 
+/// The registry answers (authentication is on, so without an account that is a 401).
 async fn serves(berth: &BerthProcess) {
-    let r = client().get(format!("{}/v2/", berth.base)).send().await.expect("request");
-    assert_eq!(r.status(), reqwest::StatusCode::OK);
+    let r = anonymous_client().get(format!("{}/v2/", berth.base)).send().await.expect("request");
+    assert_eq!(r.status(), reqwest::StatusCode::UNAUTHORIZED);
+    assert_eq!(r.headers()["docker-distribution-api-version"], "registry/2.0");
 }
 
 #[tokio::test]

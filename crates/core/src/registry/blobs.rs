@@ -1,9 +1,13 @@
 use berth_oci::range::ByteRange;
 use berth_oci::{Digest, RepositoryName};
 
+use serde_json::json;
+
 use super::Registry;
+use crate::access::Actor;
 use crate::ports::BlobRecord;
 use crate::stream::ByteStream;
+use crate::tenancy::audit;
 use crate::time::now_ms;
 use crate::{Error, Result};
 
@@ -37,28 +41,37 @@ impl Registry {
     }
 
     /// Stops `name` from serving the blob. The bytes stay while other repositories use them.
-    pub async fn delete_blob(&self, name: &RepositoryName, digest: &Digest) -> Result<()> {
-        if !self.meta.unlink_blob(name, digest).await? {
+    pub async fn delete_blob(&self, name: &RepositoryName, digest: &Digest, actor: &Actor) -> Result<()> {
+        let entry = audit(
+            actor,
+            "delete_blob",
+            Some(name.namespace()),
+            Some(name.as_str()),
+            Some(json!({ "digest": digest.as_str() })),
+        );
+        if !self.meta.unlink_blob(name, digest, &entry).await? {
             return Err(Error::BlobUnknown(digest.clone()));
         }
         self.changed(name.as_str());
         Ok(())
     }
 
-    /// Cross-repository mount: lets `name` serve a blob that `from` (or, without `from`, any
-    /// repository) already holds. `None` when there is nothing to mount.
+    /// Cross-repository mount: lets `name` serve a blob that `from` holds (the caller has
+    /// checked that the actor may read `from`), or, without `from`, one held by any repository
+    /// the actor may read. `None` when there is nothing to mount.
     pub async fn mount_blob(
         &self,
         name: &RepositoryName,
         digest: &Digest,
         from: Option<&RepositoryName>,
+        actor: &Actor,
     ) -> Result<Option<BlobRecord>> {
         let source = match from {
             Some(from) => self.meta.repository_blob(from, digest).await?,
-            None => self.meta.blob(digest).await?,
+            None => self.meta.readable_blob(&actor.principal, digest).await?,
         };
         let Some(blob) = source else { return Ok(None) };
-        self.meta.link_blob(name, digest, now_ms()).await?;
+        self.meta.link_blob(name, digest, &actor.principal, &super::creation_audit(actor, name), now_ms()).await?;
         self.changed(name.as_str());
         Ok(Some(blob))
     }

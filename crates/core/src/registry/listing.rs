@@ -4,6 +4,7 @@ use std::sync::Arc;
 use berth_oci::path::Page;
 
 use super::Registry;
+use crate::access::Principal;
 use crate::{Error, Result};
 
 /// One page of a lexically ordered listing.
@@ -37,13 +38,13 @@ impl Registry {
         Ok(paginate(items.as_ref().clone(), limit))
     }
 
-    /// A page of repository names.
-    pub async fn catalog(&self, page: &Page) -> Result<Listing> {
+    /// A page of the names of the repositories `principal` may read.
+    pub async fn catalog(&self, principal: &Principal, page: &Page) -> Result<Listing> {
         let limit = self.page_size(page);
         if limit == 0 {
             return Ok(Listing { items: Vec::new(), next: None });
         }
-        let items = self.meta.list_repositories(page.last.as_deref(), limit + 1).await?;
+        let items = self.meta.readable_repositories(principal, page.last.as_deref(), limit + 1).await?;
         Ok(paginate(items, limit))
     }
 

@@ -5,7 +5,9 @@ use berth_oci::{Algorithm, Digest, Reference, RepositoryName, Tag, media_type};
 use bytes::Bytes;
 
 use super::Registry;
+use crate::access::Actor;
 use crate::ports::{ManifestRecord, NewManifest};
+use crate::tenancy::audit;
 use crate::time::now_ms;
 use crate::{Error, Result};
 
@@ -62,6 +64,7 @@ impl Registry {
         extra_tags: &[Tag],
         content_type: Option<&str>,
         bytes: Bytes,
+        actor: &Actor,
     ) -> Result<PushedManifest> {
         if bytes.len() > MAX_MANIFEST_SIZE {
             return Err(Error::TooLarge(format!("manifest is larger than {MAX_MANIFEST_SIZE} bytes")));
@@ -99,6 +102,14 @@ impl Registry {
         let children = parsed.children.iter().map(|d| d.digest.clone()).collect();
         let subject = parsed.subject.as_ref().map(|s| s.digest.clone());
         let annotations = parsed.annotations.as_ref().map(|a| serde_json::Value::Object(a.clone()).to_string());
+        let tag_names: Vec<&str> = tags.iter().map(Tag::as_str).collect();
+        let push_audit = audit(
+            actor,
+            "push",
+            Some(name.namespace()),
+            Some(name.as_str()),
+            Some(serde_json::json!({ "digest": digest.as_str(), "tags": tag_names })),
+        );
         self.meta
             .commit_manifest(&NewManifest {
                 repository: name.clone(),
@@ -112,6 +123,8 @@ impl Registry {
                 children,
                 tags: tags.clone(),
                 now: now_ms(),
+                creator: actor.principal.clone(),
+                audit: push_audit,
             })
             .await?;
         self.changed(name.as_str());
@@ -119,10 +132,21 @@ impl Registry {
     }
 
     /// Deletes a manifest (by digest, with every tag on it) or just a tag.
-    pub async fn delete_manifest(&self, name: &RepositoryName, reference: &Reference) -> Result<()> {
+    pub async fn delete_manifest(&self, name: &RepositoryName, reference: &Reference, actor: &Actor) -> Result<()> {
+        let (action, field) = match reference {
+            Reference::Digest(_) => ("delete_manifest", "digest"),
+            Reference::Tag(_) => ("delete_tag", "tag"),
+        };
+        let entry = audit(
+            actor,
+            action,
+            Some(name.namespace()),
+            Some(name.as_str()),
+            Some(serde_json::json!({ field: reference.to_string() })),
+        );
         let deleted = match reference {
-            Reference::Digest(digest) => self.meta.delete_manifest(name, digest).await?,
-            Reference::Tag(tag) => self.meta.delete_tag(name, tag, now_ms()).await?,
+            Reference::Digest(digest) => self.meta.delete_manifest(name, digest, &entry).await?,
+            Reference::Tag(tag) => self.meta.delete_tag(name, tag, now_ms(), &entry).await?,
         };
         if !deleted {
             return Err(Error::ManifestUnknown(format!("manifest {reference} is not known in {name}")));

@@ -15,8 +15,13 @@ pub use manifests::PushedManifest;
 pub use referrers::Referrers;
 pub use uploads::{UploadBody, UploadStatus};
 
+use berth_oci::RepositoryName;
+
+use crate::access::Actor;
 use crate::cache::{Generations, RepoCache};
 use crate::ports::{BlobRecord, BlobStore, ManifestRecord, MetaStore};
+use crate::tenancy::audit;
+use crate::tenancy::records::AuditEntry;
 
 #[derive(Debug, Clone)]
 pub struct RegistryConfig {
@@ -87,6 +92,31 @@ impl Registry {
     fn changed(&self, repository: &str) {
         self.generations.bump(repository);
     }
+
+    /// Drops everything cached about a repository whose metadata changed elsewhere.
+    pub fn forget(&self, name: &RepositoryName) {
+        self.changed(name.as_str());
+    }
+
+    /// After a repository was deleted: removes the bytes of its ended upload sessions and
+    /// forgets it. Blob bytes stay for garbage collection (other repositories may use them).
+    pub async fn repository_deleted(&self, name: &RepositoryName, upload_keys: &[String]) {
+        for key in upload_keys {
+            self.discard_object(key).await;
+        }
+        self.changed(name.as_str());
+    }
+}
+
+/// The "repository created" audit row written if a push creates the repository.
+fn creation_audit(actor: &Actor, name: &RepositoryName) -> AuditEntry {
+    audit(
+        actor,
+        "create_repository",
+        Some(name.namespace()),
+        Some(name.as_str()),
+        Some(serde_json::json!({ "visibility": "private" })),
+    )
 }
 
 /// One async mutex per live upload session, so requests on the same session take turns;

@@ -6,6 +6,7 @@ use berth_oci::{Algorithm, Digest, Hasher, RepositoryName};
 use futures_util::StreamExt;
 
 use super::Registry;
+use crate::access::Actor;
 use crate::ports::{BlobRecord, UploadRecord};
 use crate::stream::{ByteStream, Meter, MeteredBody};
 use crate::time::now_ms;
@@ -34,9 +35,17 @@ impl UploadBody {
 }
 
 impl Registry {
-    pub async fn start_upload(&self, name: &RepositoryName, algorithm: Algorithm) -> Result<UploadStatus> {
+    /// Opens an upload session, creating the repository on the first push to it.
+    pub async fn start_upload(
+        &self,
+        name: &RepositoryName,
+        algorithm: Algorithm,
+        actor: &Actor,
+    ) -> Result<UploadStatus> {
         let now = now_ms();
-        self.meta.ensure_repository(name, now).await?;
+        if self.meta.ensure_repository(name, &actor.principal, &super::creation_audit(actor, name)).await? {
+            self.changed(name.as_str());
+        }
         let object = self.blobs.create().await?;
         let upload = UploadRecord {
             id: uuid::Uuid::new_v4().to_string(),
@@ -111,8 +120,14 @@ impl Registry {
     }
 
     /// A whole blob in one request (`POST ?digest=`).
-    pub async fn upload_blob(&self, name: &RepositoryName, digest: &Digest, body: UploadBody) -> Result<BlobRecord> {
-        let status = self.start_upload(name, digest.algorithm()).await?;
+    pub async fn upload_blob(
+        &self,
+        name: &RepositoryName,
+        digest: &Digest,
+        body: UploadBody,
+        actor: &Actor,
+    ) -> Result<BlobRecord> {
+        let status = self.start_upload(name, digest.algorithm(), actor).await?;
         let result = self.finish_upload(name, &status.id, digest, body).await;
         // Best effort: a failure here leaves a stale session for the sweeper.
         if result.is_err()
@@ -165,7 +180,7 @@ impl Registry {
         Ok(())
     }
 
-    async fn discard_object(&self, key: &str) {
+    pub(super) async fn discard_object(&self, key: &str) {
         if let Err(e) = self.blobs.delete(key).await {
             tracing::warn!(key, error = %e, "could not delete an unused object; it stays until an offline cleanup");
         }

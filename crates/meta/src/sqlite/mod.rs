@@ -2,19 +2,24 @@
 //! queueing in the pool is cheaper than lock retries) and a small pool of readers.
 
 mod rows;
+mod shared;
+mod tenancy;
 
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use berth_core::access::Principal;
 use berth_core::ports::{BlobRecord, ManifestRecord, MetaStore, NewManifest, Referrer, UploadRecord};
+use berth_core::tenancy::records::AuditEntry;
 use berth_core::{Error, Result};
 use berth_oci::{Digest, Reference, RepositoryName, Tag};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use sqlx::{AssertSqlSafe, QueryBuilder, Sqlite, SqliteConnection};
 
 use rows::{BlobRow, ManifestRow, ReferrerRow, UploadRow};
+use shared::{READABLE, ensure_repository, insert_audit, principal_ids};
 
 /// The columns of an [`UploadRow`], for queries to complete with a `WHERE` clause.
 macro_rules! select_uploads {
@@ -69,29 +74,17 @@ impl SqliteMetaStore {
     }
 }
 
-async fn ensure_repository(conn: &mut SqliteConnection, name: &RepositoryName, now: i64) -> Result<i64> {
-    sqlx::query("INSERT INTO repositories (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING")
-        .bind(name.as_str())
-        .bind(now)
-        .execute(&mut *conn)
-        .await
-        .map_err(db_error)?;
-    sqlx::query_scalar("SELECT id FROM repositories WHERE name = ?")
-        .bind(name.as_str())
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(db_error)
-}
-
 fn size_to_db(size: u64) -> Result<i64> {
     i64::try_from(size).map_err(|_| Error::Backend(format!("size {size} does not fit the database")))
 }
 
 #[async_trait]
 impl MetaStore for SqliteMetaStore {
-    async fn ensure_repository(&self, name: &RepositoryName, now: i64) -> Result<()> {
-        let mut conn = self.writer.acquire().await.map_err(db_error)?;
-        ensure_repository(&mut conn, name, now).await.map(|_| ())
+    async fn ensure_repository(&self, name: &RepositoryName, creator: &Principal, audit: &AuditEntry) -> Result<bool> {
+        let mut tx = self.writer.begin().await.map_err(db_error)?;
+        let (_, created) = ensure_repository(&mut tx, name, creator, audit).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(created)
     }
 
     async fn repository_exists(&self, name: &RepositoryName) -> Result<bool> {
@@ -127,9 +120,34 @@ impl MetaStore for SqliteMetaStore {
         row.map(BlobRow::into_record).transpose()
     }
 
-    async fn link_blob(&self, name: &RepositoryName, digest: &Digest, now: i64) -> Result<()> {
+    async fn readable_blob(&self, principal: &Principal, digest: &Digest) -> Result<Option<BlobRecord>> {
+        let (user, robot) = principal_ids(principal);
+        let sql = format!(
+            "SELECT b.digest, b.size, b.storage_key FROM blobs b WHERE b.digest = ?4 AND EXISTS \
+             (SELECT 1 FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id \
+              WHERE rb.digest = b.digest AND {READABLE})"
+        );
+        let row: Option<BlobRow> = sqlx::query_as(AssertSqlSafe(sql))
+            .bind(user)
+            .bind(robot)
+            .bind(principal.is_superuser())
+            .bind(digest.as_str())
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(db_error)?;
+        row.map(BlobRow::into_record).transpose()
+    }
+
+    async fn link_blob(
+        &self,
+        name: &RepositoryName,
+        digest: &Digest,
+        creator: &Principal,
+        audit: &AuditEntry,
+        now: i64,
+    ) -> Result<()> {
         let mut tx = self.writer.begin().await.map_err(db_error)?;
-        let repository_id = ensure_repository(&mut tx, name, now).await?;
+        let (repository_id, _) = ensure_repository(&mut tx, name, creator, audit).await?;
         let linked = sqlx::query(
             "INSERT INTO repository_blobs (repository_id, digest, created_at) \
              SELECT ?, digest, ? FROM blobs WHERE digest = ? \
@@ -154,17 +172,23 @@ impl MetaStore for SqliteMetaStore {
         tx.commit().await.map_err(db_error)
     }
 
-    async fn unlink_blob(&self, name: &RepositoryName, digest: &Digest) -> Result<bool> {
+    async fn unlink_blob(&self, name: &RepositoryName, digest: &Digest, audit: &AuditEntry) -> Result<bool> {
+        let mut tx = self.writer.begin().await.map_err(db_error)?;
         let done = sqlx::query(
             "DELETE FROM repository_blobs WHERE digest = ? \
              AND repository_id = (SELECT id FROM repositories WHERE name = ?)",
         )
         .bind(digest.as_str())
         .bind(name.as_str())
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await
         .map_err(db_error)?;
-        Ok(done.rows_affected() > 0)
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(true)
     }
 
     async fn create_upload(&self, upload: &UploadRecord) -> Result<()> {
@@ -262,7 +286,11 @@ impl MetaStore for SqliteMetaStore {
             .fetch_one(&mut *tx)
             .await
             .map_err(db_error)?;
-        let repository_id = ensure_repository(&mut tx, name, now).await?;
+        let repository_id: i64 = sqlx::query_scalar("SELECT id FROM repositories WHERE name = ?")
+            .bind(name.as_str())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_error)?;
         sqlx::query(
             "INSERT INTO repository_blobs (repository_id, digest, created_at) VALUES (?, ?, ?) \
              ON CONFLICT (repository_id, digest) DO NOTHING",
@@ -310,7 +338,8 @@ impl MetaStore for SqliteMetaStore {
 
     async fn commit_manifest(&self, m: &NewManifest) -> Result<()> {
         let mut tx = self.writer.begin().await.map_err(db_error)?;
-        let repository_id = ensure_repository(&mut tx, &m.repository, m.now).await?;
+        let creation = AuditEntry { action: "create_repository".into(), details: None, ..m.audit.clone() };
+        let (repository_id, _) = ensure_repository(&mut tx, &m.repository, &m.creator, &creation).await?;
 
         let mut missing = BTreeSet::new();
         let wanted_blobs: BTreeSet<&Digest> = m.blobs.iter().map(|(d, _)| d).collect();
@@ -377,23 +406,31 @@ impl MetaStore for SqliteMetaStore {
         for tag in &m.tags {
             move_tag(&mut tx, repository_id, tag, manifest_id, m.now).await?;
         }
+        insert_audit(&mut tx, &m.audit).await?;
         tx.commit().await.map_err(db_error)
     }
 
-    async fn delete_manifest(&self, name: &RepositoryName, digest: &Digest) -> Result<bool> {
+    async fn delete_manifest(&self, name: &RepositoryName, digest: &Digest, audit: &AuditEntry) -> Result<bool> {
         // Tags and graph edges go with it (ON DELETE CASCADE).
+        let mut tx = self.writer.begin().await.map_err(db_error)?;
         let done = sqlx::query(
             "DELETE FROM manifests WHERE digest = ? AND repository_id = (SELECT id FROM repositories WHERE name = ?)",
         )
         .bind(digest.as_str())
         .bind(name.as_str())
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await
         .map_err(db_error)?;
-        Ok(done.rows_affected() > 0)
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(true)
     }
 
-    async fn delete_tag(&self, name: &RepositoryName, tag: &Tag, now: i64) -> Result<bool> {
+    async fn delete_tag(&self, name: &RepositoryName, tag: &Tag, now: i64, audit: &AuditEntry) -> Result<bool> {
+        let mut tx = self.writer.begin().await.map_err(db_error)?;
         let done = sqlx::query(
             "UPDATE tags SET lifetime_end = ? WHERE name = ? AND lifetime_end IS NULL \
              AND repository_id = (SELECT id FROM repositories WHERE name = ?)",
@@ -401,10 +438,15 @@ impl MetaStore for SqliteMetaStore {
         .bind(now)
         .bind(tag.as_str())
         .bind(name.as_str())
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await
         .map_err(db_error)?;
-        Ok(done.rows_affected() > 0)
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(true)
     }
 
     async fn list_tags(&self, name: &RepositoryName, last: Option<&str>, limit: u32) -> Result<Option<Vec<String>>> {
@@ -422,15 +464,6 @@ impl MetaStore for SqliteMetaStore {
             return Ok(None);
         }
         Ok(Some(tags))
-    }
-
-    async fn list_repositories(&self, last: Option<&str>, limit: u32) -> Result<Vec<String>> {
-        sqlx::query_scalar("SELECT name FROM repositories WHERE name > ? ORDER BY name LIMIT ?")
-            .bind(last.unwrap_or(""))
-            .bind(i64::from(limit))
-            .fetch_all(&self.reader)
-            .await
-            .map_err(db_error)
     }
 
     async fn referrers(
@@ -575,7 +608,14 @@ mod tests {
         let name = berth_oci::RepositoryName::parse("a/b").expect("name");
         {
             let store = super::SqliteMetaStore::open(&path, 1).await.expect("open");
-            berth_core::ports::MetaStore::ensure_repository(&store, &name, 1).await.expect("ensure");
+            berth_core::ports::MetaStore::ensure_repository(
+                &store,
+                &name,
+                &berth_core::access::Principal::System,
+                &crate::testsuite::entry("create_repository"),
+            )
+            .await
+            .expect("ensure");
             store.close().await;
         }
         let store = super::SqliteMetaStore::open(&path, 1).await.expect("reopen");

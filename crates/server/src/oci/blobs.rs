@@ -1,6 +1,7 @@
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use berth_core::Result;
+use berth_core::access::Actor;
 use berth_core::registry::Registry;
 use berth_oci::range::{ByteRange, parse_range};
 use berth_oci::{Digest, RepositoryName};
@@ -54,7 +55,12 @@ pub async fn get(
     Ok(response)
 }
 
-pub async fn delete(registry: &Registry, name: &RepositoryName, digest: &Digest) -> Result<Response<Body>> {
-    registry.delete_blob(name, digest).await?;
+pub async fn delete(
+    registry: &Registry,
+    name: &RepositoryName,
+    digest: &Digest,
+    actor: &Actor,
+) -> Result<Response<Body>> {
+    registry.delete_blob(name, digest, actor).await?;
     Ok(empty(StatusCode::ACCEPTED))
 }

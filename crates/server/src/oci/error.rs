@@ -19,7 +19,7 @@ fn envelope(status: StatusCode, errors: Vec<(ErrorCode, String, Value)>) -> Resp
     response::json(status, &json!({ "errors": errors }))
 }
 
-fn single(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Response<Body> {
+pub fn single(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Response<Body> {
     envelope(status, vec![(code, message.into(), Value::Null)])
 }
 
@@ -59,6 +59,10 @@ pub fn response(error: Error) -> Response<Body> {
             r.headers_mut().insert(header::RETRY_AFTER, response::value(retry_after_secs.to_string()));
             r
         }
+        Error::Unauthorized(_) => single(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, message),
+        Error::Denied(_) => single(StatusCode::FORBIDDEN, ErrorCode::Denied, message),
+        Error::NotFound(_) => single(StatusCode::NOT_FOUND, ErrorCode::NameUnknown, message),
+        Error::Conflict(_) | Error::InvalidInput(_) => single(StatusCode::BAD_REQUEST, ErrorCode::Unsupported, message),
         Error::Backend(detail) => {
             tracing::error!(error = %detail, "request failed inside Berth");
             single(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Unknown, "internal error; see the server log")

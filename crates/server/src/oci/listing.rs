@@ -1,6 +1,7 @@
 use axum::body::Body;
 use axum::http::{Response, StatusCode, header};
 use berth_core::Result;
+use berth_core::access::Actor;
 use berth_core::registry::{Listing, Registry};
 use berth_oci::RepositoryName;
 use berth_oci::path::Page;
@@ -15,8 +16,8 @@ pub async fn tags(registry: &Registry, name: &RepositoryName, page: &Page) -> Re
     Ok(response)
 }
 
-pub async fn catalog(registry: &Registry, page: &Page) -> Result<Response<Body>> {
-    let listing = registry.catalog(page).await?;
+pub async fn catalog(registry: &Registry, actor: &Actor, page: &Page) -> Result<Response<Body>> {
+    let listing = registry.catalog(&actor.principal, page).await?;
     let mut response = json(StatusCode::OK, &json!({ "repositories": listing.items }));
     link_next(&mut response, "/v2/_catalog", &listing);
     Ok(response)

@@ -1,5 +1,6 @@
 use axum::body::Body;
 use axum::http::{HeaderMap, Response, StatusCode, header};
+use berth_core::access::Actor;
 use berth_core::registry::Registry;
 use berth_core::{Error, Result};
 use berth_oci::manifest::MAX_MANIFEST_SIZE;
@@ -36,6 +37,7 @@ pub async fn put(
     extra_tags: &[Tag],
     headers: &HeaderMap,
     body: Body,
+    actor: &Actor,
 ) -> Result<Response<Body>> {
     let too_large = || Error::TooLarge(format!("manifest is larger than {MAX_MANIFEST_SIZE} bytes"));
     if header_str(headers, header::CONTENT_LENGTH)
@@ -49,8 +51,8 @@ pub async fn put(
         Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
         Err(e) => return Err(Error::ManifestInvalid(format!("could not read the manifest body: {e}"))),
     };
-    let pushed =
-        registry.push_manifest(name, reference, extra_tags, header_str(headers, header::CONTENT_TYPE), bytes).await?;
+    let content_type = header_str(headers, header::CONTENT_TYPE);
+    let pushed = registry.push_manifest(name, reference, extra_tags, content_type, bytes, actor).await?;
     let mut response = empty(StatusCode::CREATED);
     let h = response.headers_mut();
     h.insert(header::LOCATION, value(format!("/v2/{name}/manifests/{}", pushed.digest)));
@@ -64,7 +66,12 @@ pub async fn put(
     Ok(response)
 }
 
-pub async fn delete(registry: &Registry, name: &RepositoryName, reference: &Reference) -> Result<Response<Body>> {
-    registry.delete_manifest(name, reference).await?;
+pub async fn delete(
+    registry: &Registry,
+    name: &RepositoryName,
+    reference: &Reference,
+    actor: &Actor,
+) -> Result<Response<Body>> {
+    registry.delete_manifest(name, reference, actor).await?;
     Ok(empty(StatusCode::ACCEPTED))
 }

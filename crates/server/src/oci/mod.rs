@@ -13,14 +13,17 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, Request, Response, header};
+use axum::http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
 use berth_core::Error;
+use berth_core::access::{Actor, Principal};
 use berth_core::stream::ByteStream;
+use berth_oci::ErrorCode;
 use berth_oci::path::{self, Endpoint};
 use futures_util::TryStreamExt;
 
-use crate::AppState;
+use crate::auth::{self, Decision, Need, Rejection};
 use crate::limits::TrafficClass;
+use crate::{AppState, ClientAddr};
 use response::HoldPermit;
 
 pub async fn dispatch(State(state): State<Arc<AppState>>, request: Request<Body>) -> Response<Body> {
@@ -32,25 +35,30 @@ pub async fn dispatch(State(state): State<Arc<AppState>>, request: Request<Body>
     let Some(permit) = state.limits.admit(traffic_class(&endpoint)) else {
         return with_api_version(error::response(Error::TooManyRequests { retry_after_secs: 1 }));
     };
+    let headers = &parts.headers;
+    let client_ip = parts.extensions.get::<ClientAddr>().map(|a| a.0.ip());
+    let actor = match authorize(&state, &endpoint, headers, client_ip).await {
+        Ok(principal) => Actor { principal, client_ip },
+        Err(refusal) => return with_api_version(refusal),
+    };
     // A streamed blob body keeps its slot until the last byte is sent; every other response
     // is complete when its handler returns.
     let streams_body = matches!(endpoint, Endpoint::GetBlob { head: false, .. });
     let registry = &state.registry;
-    let headers = &parts.headers;
     let result = match endpoint {
-        Endpoint::ApiVersion => Ok(response::json(axum::http::StatusCode::OK, &serde_json::json!({}))),
-        Endpoint::Catalog(page) => listing::catalog(registry, &page).await,
+        Endpoint::ApiVersion => Ok(response::json(StatusCode::OK, &serde_json::json!({}))),
+        Endpoint::Catalog(page) => listing::catalog(registry, &actor, &page).await,
         Endpoint::ListTags { name, page } => listing::tags(registry, &name, &page).await,
         Endpoint::GetManifest { name, reference, head } => {
             manifests::get(registry, &name, &reference, head, headers).await
         }
         Endpoint::PutManifest { name, reference, tags } => {
-            manifests::put(registry, &name, &reference, &tags, headers, body).await
+            manifests::put(registry, &name, &reference, &tags, headers, body, &actor).await
         }
-        Endpoint::DeleteManifest { name, reference } => manifests::delete(registry, &name, &reference).await,
+        Endpoint::DeleteManifest { name, reference } => manifests::delete(registry, &name, &reference, &actor).await,
         Endpoint::GetBlob { name, digest, head } => blobs::get(registry, &name, &digest, head, headers).await,
-        Endpoint::DeleteBlob { name, digest } => blobs::delete(registry, &name, &digest).await,
-        Endpoint::StartUpload { name, start } => uploads::start(registry, &name, start, headers, body).await,
+        Endpoint::DeleteBlob { name, digest } => blobs::delete(registry, &name, &digest, &actor).await,
+        Endpoint::StartUpload { name, start } => uploads::start(&state, &name, start, headers, body, &actor).await,
         Endpoint::GetUpload { name, id } => uploads::status(registry, &name, &id).await,
         Endpoint::PatchUpload { name, id } => uploads::patch(registry, &name, &id, headers, body).await,
         Endpoint::PutUpload { name, id, digest } => uploads::put(registry, &name, &id, &digest, headers, body).await,
@@ -65,6 +73,74 @@ pub async fn dispatch(State(state): State<Arc<AppState>>, request: Request<Body>
     } else {
         drop(permit);
         with_api_version(response)
+    }
+}
+
+/// Checks the caller against what the endpoint needs; the refusal is the whole response.
+async fn authorize(
+    state: &AppState,
+    endpoint: &Endpoint,
+    headers: &HeaderMap,
+    client_ip: Option<std::net::IpAddr>,
+) -> Result<Principal, Response<Body>> {
+    let challenge = |scope: Option<String>, error: Option<&str>, message: String| {
+        let mut r = error::single(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, message);
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            response::value(auth::challenge(state, headers, scope.as_deref(), error)),
+        );
+        r
+    };
+    let need = need(endpoint);
+    let caller = match auth::caller(state, headers, client_ip).await {
+        Ok(caller) => caller,
+        Err(Rejection::Throttled(secs)) => {
+            return Err(error::response(Error::TooManyRequests { retry_after_secs: secs }));
+        }
+        Err(Rejection::BadCredentials(message)) => return Err(challenge(need.scope(), None, message)),
+        Err(Rejection::BadToken(message)) => return Err(challenge(need.scope(), Some("invalid_token"), message)),
+    };
+    match auth::decide(state, &caller, &need).await {
+        Ok(Decision::Allow(principal)) => Ok(principal),
+        Ok(Decision::Challenge(scope)) => Err(challenge(scope, None, "authentication required".into())),
+        Ok(Decision::NotVisible) => Err(not_visible(endpoint)),
+        Ok(Decision::Denied) => {
+            Err(error::single(StatusCode::FORBIDDEN, ErrorCode::Denied, "requested access to the resource is denied"))
+        }
+        Err(e) => Err(error::response(e)),
+    }
+}
+
+/// What each endpoint needs of the caller.
+fn need(endpoint: &Endpoint) -> Need<'_> {
+    match endpoint {
+        Endpoint::ApiVersion => Need::Authenticated,
+        Endpoint::Catalog(_) => Need::Catalog,
+        Endpoint::ListTags { name, .. }
+        | Endpoint::GetManifest { name, .. }
+        | Endpoint::GetBlob { name, .. }
+        | Endpoint::Referrers { name, .. } => Need::Pull(name),
+        Endpoint::PutManifest { name, .. }
+        | Endpoint::StartUpload { name, .. }
+        | Endpoint::GetUpload { name, .. }
+        | Endpoint::PatchUpload { name, .. }
+        | Endpoint::PutUpload { name, .. }
+        | Endpoint::DeleteUpload { name, .. } => Need::Push(name),
+        Endpoint::DeleteManifest { name, .. } | Endpoint::DeleteBlob { name, .. } => Need::Delete(name),
+    }
+}
+
+/// What a pull of a repository the caller cannot read answers: the same as if it did not
+/// exist.
+fn not_visible(endpoint: &Endpoint) -> Response<Body> {
+    match endpoint {
+        Endpoint::GetManifest { reference, name, .. } => {
+            error::response(Error::ManifestUnknown(format!("manifest {reference} is not known in {name}")))
+        }
+        Endpoint::GetBlob { digest, .. } => error::response(Error::BlobUnknown(digest.clone())),
+        Endpoint::Referrers { .. } => referrers::empty(),
+        Endpoint::ListTags { name, .. } => error::response(Error::NameUnknown(name.to_string())),
+        _ => error::single(StatusCode::FORBIDDEN, ErrorCode::Denied, "requested access to the resource is denied"),
     }
 }
 
@@ -95,6 +171,11 @@ fn with_api_version(mut response: Response<Body>) -> Response<Body> {
 /// A request body as the stream the use cases consume.
 fn body_stream(body: Body) -> ByteStream {
     Box::pin(body.into_data_stream().map_err(io::Error::other))
+}
+
+/// A JSON response, for the other modules of the server.
+pub(crate) fn json_response(status: StatusCode, value: &impl serde::Serialize) -> Response<Body> {
+    response::json(status, value)
 }
 
 fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {

@@ -8,6 +8,11 @@ use serde_json::{Map, Value, json};
 
 use super::response::json_as;
 
+/// An index with no referrers.
+pub fn empty() -> Response<Body> {
+    json_as(StatusCode::OK, OCI_INDEX, &json!({ "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [] }))
+}
+
 /// The referrers of `digest` as an image index (empty when there are none).
 pub async fn list(
     registry: &Registry,

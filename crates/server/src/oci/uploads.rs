@@ -1,5 +1,6 @@
 use axum::body::Body;
 use axum::http::{HeaderMap, Response, StatusCode, header};
+use berth_core::access::Actor;
 use berth_core::registry::{Registry, UploadBody, UploadStatus};
 use berth_core::{Error, Result};
 use berth_oci::path::{UploadId, UploadStart};
@@ -8,6 +9,7 @@ use berth_oci::{Digest, RepositoryName};
 
 use super::response::{empty, value};
 use super::{body_stream, error, header_str};
+use crate::AppState;
 
 fn upload_body(headers: &HeaderMap, body: Body) -> Result<UploadBody> {
     let content_length = match header_str(headers, header::CONTENT_LENGTH) {
@@ -52,28 +54,38 @@ fn out_of_order(name: &RepositoryName, id: &UploadId, offset: u64) -> Response<B
 }
 
 pub async fn start(
-    registry: &Registry,
+    state: &AppState,
     name: &RepositoryName,
     start: UploadStart,
     headers: &HeaderMap,
     body: Body,
+    actor: &Actor,
 ) -> Result<Response<Body>> {
+    let registry = &state.registry;
     match start {
         UploadStart::Session { algorithm } => {
-            let upload = registry.start_upload(name, algorithm).await?;
+            let upload = registry.start_upload(name, algorithm, actor).await?;
             Ok(session(StatusCode::ACCEPTED, name, &upload))
         }
         UploadStart::Monolithic { digest } => {
-            let blob = registry.upload_blob(name, &digest, upload_body(headers, body)?).await?;
+            let blob = registry.upload_blob(name, &digest, upload_body(headers, body)?, actor).await?;
             Ok(created(name, &blob.digest))
         }
-        UploadStart::Mount { digest, from } => match registry.mount_blob(name, &digest, from.as_ref()).await? {
-            Some(blob) => Ok(created(name, &blob.digest)),
-            None => {
-                let upload = registry.start_upload(name, digest.algorithm()).await?;
-                Ok(session(StatusCode::ACCEPTED, name, &upload))
+        UploadStart::Mount { digest, from } => {
+            // Mounting from a repository the caller cannot read falls back to an upload,
+            // exactly as when the blob is not there.
+            let mounted = match from {
+                Some(from) if !state.tenancy.access(&actor.principal, &from).await?.pull => None,
+                from => registry.mount_blob(name, &digest, from.as_ref(), actor).await?,
+            };
+            match mounted {
+                Some(blob) => Ok(created(name, &blob.digest)),
+                None => {
+                    let upload = registry.start_upload(name, digest.algorithm(), actor).await?;
+                    Ok(session(StatusCode::ACCEPTED, name, &upload))
+                }
             }
-        },
+        }
     }
 }
 

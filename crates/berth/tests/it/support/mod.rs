@@ -25,6 +25,7 @@ impl TestRegistry {
         Self::start_with(|_| {}).await
     }
 
+    /// A registry with authentication on and one superuser, [`ADMIN`]; `client` logs in as it.
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestRegistry {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut config = Config {
@@ -33,6 +34,7 @@ impl TestRegistry {
             ..Config::default()
         };
         adjust(&mut config);
+        berth::admin::create_user(&config, ADMIN.0, ADMIN.1.into(), true).await.expect("bootstrap the superuser");
         let running = berth::app::start(&config).await.expect("berth starts");
         TestRegistry { base: format!("http://{}", running.addr), client: client(), dir, running: Some(running) }
     }
@@ -93,8 +95,38 @@ impl TestRegistry {
     }
 }
 
+/// The superuser every test registry starts with: name and password.
+pub const ADMIN: (&str, &str) = ("admin", "admin-password-for-tests");
+
+/// `user:password` for the superuser, as skopeo's `--creds` takes it.
+pub fn admin_creds() -> String {
+    format!("{}:{}", ADMIN.0, ADMIN.1)
+}
+
+/// A client that sends the superuser's Basic credentials with every request.
 pub fn client() -> reqwest::Client {
+    client_as(ADMIN.0, ADMIN.1)
+}
+
+/// A client that sends these Basic credentials with every request.
+pub fn client_as(user: &str, password: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let basic = base64_basic(user, password);
+    headers.insert(reqwest::header::AUTHORIZATION, reqwest::header::HeaderValue::from_str(&basic).expect("header"));
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .default_headers(headers)
+        .build()
+        .expect("client")
+}
+
+pub fn anonymous_client() -> reqwest::Client {
     reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client")
+}
+
+pub fn base64_basic(user: &str, password: &str) -> String {
+    use base64::Engine;
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
 }
 
 pub fn sha256(bytes: &[u8]) -> String {

@@ -13,8 +13,10 @@ pub struct BerthProcess {
 }
 
 impl BerthProcess {
-    /// Starts `berth serve` on 127.0.0.1:0 over `data_dir` and waits until it serves.
+    /// Starts `berth serve` on 127.0.0.1:0 over `data_dir` (with the test superuser) and waits
+    /// until it serves.
     pub fn spawn(data_dir: &Path) -> BerthProcess {
+        ensure_admin(data_dir);
         let mut command = berth_command();
         command.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(data_dir);
         BerthProcess::start(command)
@@ -64,6 +66,25 @@ impl BerthProcess {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .expect("VmHWM in /proc status")
     }
+}
+
+/// Creates the test superuser in `data_dir` unless it exists already.
+pub fn ensure_admin(data_dir: &Path) {
+    use std::io::Write;
+    let mut child = berth_command()
+        .args(["admin", "create-user", super::ADMIN.0, "--superuser", "--password-stdin", "--data-dir"])
+        .arg(data_dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("berth admin starts");
+    let mut stdin = child.stdin.take().expect("stdin");
+    writeln!(stdin, "{}", super::ADMIN.1).expect("write password");
+    drop(stdin);
+    let output = child.wait_with_output().expect("berth admin runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success() || stderr.contains("is taken"), "creating the test superuser failed: {stderr}");
 }
 
 /// The berth binary with logging at `info` and no inherited configuration.

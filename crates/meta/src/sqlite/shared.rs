@@ -1,0 +1,123 @@
+//! Statements several use cases run inside their transactions: audit rows, repository
+//! creation, principal ids and the "may read" predicate.
+
+use berth_core::access::Principal;
+use berth_core::tenancy::records::AuditEntry;
+use berth_core::{Error, Result};
+use berth_oci::RepositoryName;
+use sqlx::SqliteConnection;
+
+use super::db_error;
+
+pub async fn insert_audit(conn: &mut SqliteConnection, e: &AuditEntry) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO audit_log (time, actor_kind, actor, action, namespace, repository, client_ip, details) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(e.time)
+    .bind(&e.actor_kind)
+    .bind(&e.actor)
+    .bind(&e.action)
+    .bind(e.namespace.as_deref())
+    .bind(e.repository.as_deref())
+    .bind(e.client_ip.as_deref())
+    .bind(e.details.as_ref().map(|d| d.to_string()))
+    .execute(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
+/// `(user id, robot id)` of a principal, for binding into the access predicates.
+pub fn principal_ids(principal: &Principal) -> (Option<i64>, Option<i64>) {
+    (principal.user_id(), principal.robot_id())
+}
+
+/// The repository's id, creating it first as a push by `creator` does (see
+/// `MetaStore::ensure_repository`). Returns `(id, created)`.
+pub async fn ensure_repository(
+    conn: &mut SqliteConnection,
+    name: &RepositoryName,
+    creator: &Principal,
+    audit: &AuditEntry,
+) -> Result<(i64, bool)> {
+    let existing: Option<i64> = sqlx::query_scalar("SELECT id FROM repositories WHERE name = ?")
+        .bind(name.as_str())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db_error)?;
+    if let Some(id) = existing {
+        return Ok((id, false));
+    }
+    let namespace: Option<(i64, String)> = sqlx::query_as("SELECT id, kind FROM namespaces WHERE name = ?")
+        .bind(name.namespace())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db_error)?;
+    let (namespace_id, kind) = match namespace {
+        Some(ns) => ns,
+        None if creator.is_superuser() => {
+            let id = sqlx::query_scalar(
+                "INSERT INTO namespaces (name, kind, created_at) VALUES (?, 'organization', ?) RETURNING id",
+            )
+            .bind(name.namespace())
+            .bind(audit.time)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db_error)?;
+            (id, "organization".to_owned())
+        }
+        None => return Err(Error::Denied(format!("namespace {} does not exist", name.namespace()))),
+    };
+    let id: i64 =
+        sqlx::query_scalar("INSERT INTO repositories (name, namespace_id, created_at) VALUES (?, ?, ?) RETURNING id")
+            .bind(name.as_str())
+            .bind(namespace_id)
+            .bind(audit.time)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db_error)?;
+    // The creator keeps access to what they created (a user owning the namespace needs no row).
+    let owns_namespace: Option<i64> = sqlx::query_scalar("SELECT 1 FROM users WHERE namespace_id = ? AND id = ?")
+        .bind(namespace_id)
+        .bind(creator.user_id())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db_error)?;
+    let grant = match creator {
+        Principal::User { id, .. } if owns_namespace.is_none() => Some(("user_id", *id, "admin")),
+        Principal::Robot { id, .. } => Some(("robot_id", *id, "write")),
+        _ => None,
+    };
+    if let Some((column, principal_id, role)) = grant {
+        let sql = if column == "user_id" {
+            "INSERT INTO permissions (repository_id, user_id, role) VALUES (?, ?, ?)"
+        } else {
+            "INSERT INTO permissions (repository_id, robot_id, role) VALUES (?, ?, ?)"
+        };
+        sqlx::query(sql).bind(id).bind(principal_id).bind(role).execute(&mut *conn).await.map_err(db_error)?;
+    }
+    if kind == "organization" {
+        sqlx::query(
+            "INSERT INTO permissions (repository_id, user_id, team_id, robot_id, role) \
+             SELECT ?, user_id, team_id, robot_id, role FROM default_permissions WHERE organization_id = ? \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(id)
+        .bind(namespace_id)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_error)?;
+    }
+    insert_audit(conn, audit).await?;
+    Ok((id, true))
+}
+
+/// SQL condition: repository `r` is readable by the principal bound as `?1` (user id), `?2`
+/// (robot id) and `?3` (1 for a superuser).
+pub const READABLE: &str = "(?3 = 1 OR r.visibility = 'public' \
+    OR EXISTS (SELECT 1 FROM permissions p WHERE p.repository_id = r.id AND (p.user_id = ?1 OR p.robot_id = ?2 \
+        OR p.team_id IN (SELECT tm.team_id FROM team_members tm WHERE tm.user_id = ?1 OR tm.robot_id = ?2))) \
+    OR EXISTS (SELECT 1 FROM users ou WHERE ou.namespace_id = r.namespace_id AND ou.id = ?1) \
+    OR EXISTS (SELECT 1 FROM teams t JOIN team_members tm ON tm.team_id = t.id \
+        WHERE t.organization_id = r.namespace_id AND t.role = 'admin' AND (tm.user_id = ?1 OR tm.robot_id = ?2)))";

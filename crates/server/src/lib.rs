@@ -2,6 +2,7 @@
 //! into its traffic class, call one use case on [`berth_core::registry::Registry`], and
 //! render the result (or the error, through one mapping table per protocol).
 
+pub mod api;
 pub mod auth;
 mod limits;
 mod oci;
@@ -45,6 +46,7 @@ pub struct ClientAddr(pub SocketAddr);
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v2/auth", get(auth::token_endpoint).post(auth::token_endpoint))
+        .merge(api::router())
         .route("/v2", any(oci::dispatch))
         .route("/v2/", any(oci::dispatch))
         .route("/v2/{*rest}", any(oci::dispatch))

@@ -54,13 +54,21 @@ fn denied(what: &str) -> Error {
     Error::Denied(format!("not allowed to {what}"))
 }
 
+/// Anonymous callers are asked to authenticate; known ones are refused.
+fn refuse(actor: &Actor, what: &str) -> Error {
+    match actor.principal {
+        Principal::Anonymous => Error::Unauthorized("authentication required".into()),
+        _ => denied(what),
+    }
+}
+
 fn parse_repository(name: &str) -> Result<RepositoryName> {
     RepositoryName::parse(name).map_err(|e| Error::InvalidInput(e.to_string()))
 }
 
 impl Tenancy {
     fn require_superuser(&self, actor: &Actor, what: &str) -> Result<()> {
-        if actor.principal.is_superuser() { Ok(()) } else { Err(denied(what)) }
+        if actor.principal.is_superuser() { Ok(()) } else { Err(refuse(actor, what)) }
     }
 
     /// The actor must be a user (or superuser/system): robots manage nothing.
@@ -112,7 +120,7 @@ impl Tenancy {
             Some(record) if access.pull => record,
             _ => return Err(Error::NotFound(format!("repository {name} does not exist"))),
         };
-        if allowed(&access) { Ok(record) } else { Err(denied(what)) }
+        if allowed(&access) { Ok(record) } else { Err(refuse(actor, what)) }
     }
 
     // ---------------------------------------------------------------- users
@@ -384,7 +392,7 @@ impl Tenancy {
     ) -> Result<RepositoryRecord> {
         let name = parse_repository(name)?;
         if !self.access(&actor.principal, &name).await?.push {
-            return Err(denied(&format!("create repositories in {}", name.namespace())));
+            return Err(refuse(actor, &format!("create repositories in {}", name.namespace())));
         }
         let entry = audit(
             actor,
@@ -512,7 +520,7 @@ impl Tenancy {
         } else if let Some(namespace) = &filter.namespace {
             self.require_namespace_admin(actor, namespace, "read this namespace's audit log").await?;
         } else {
-            return Err(denied("read the whole audit log; filter by a namespace or repository you administer"));
+            return Err(refuse(actor, "read the whole audit log; filter by a namespace or repository you administer"));
         }
         self.store.audit_log(&filter).await
     }

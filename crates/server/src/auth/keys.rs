@@ -10,7 +10,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ed25519_dalek::{SigningKey, VerifyingKey};
 
-/// A key id: `<creation unix seconds>-<8 hex>`, so ids sort by age.
+/// A key id: `<creation unix milliseconds, 15 digits>-<8 hex>`. Each new id is greater than
+/// every existing one, so ids sort by age even within one millisecond.
 pub type KeyId = String;
 
 pub struct KeyRing {
@@ -39,8 +40,8 @@ fn io(dir: &Path) -> impl FnOnce(std::io::Error) -> KeyError + '_ {
     move |source| KeyError::Io { dir: dir.display().to_string(), source }
 }
 
-fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+fn now_millis() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 impl KeyRing {
@@ -50,7 +51,7 @@ impl KeyRing {
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
         let mut keys = read_keys(&dir)?;
         if keys.is_empty() {
-            let (id, key) = write_new_key(&dir)?;
+            let (id, key) = write_new_key(&dir, None)?;
             keys.insert(id, key);
         }
         Ok(KeyRing { dir, keys: RwLock::new(Arc::new(Keys { by_id: keys })), last_reload: RwLock::new(None) })
@@ -106,11 +107,12 @@ impl KeyRing {
 /// Rotation on a data directory, for a process that is not serving (the admin command).
 pub fn rotate_dir(dir: &Path, token_lifetime: Duration) -> Result<KeyId, KeyError> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let (id, _) = write_new_key(dir)?;
+    let newest = read_keys(dir)?.into_keys().next_back();
+    let (id, _) = write_new_key(dir, newest.as_deref())?;
     // A key may go once its successor has been signing for longer than a token lives.
     let ids: Vec<KeyId> = read_keys(dir)?.into_keys().collect();
     for pair in ids.windows(2) {
-        let successor_age = now_secs().saturating_sub(created_secs(&pair[1]));
+        let successor_age = now_millis().saturating_sub(created_millis(&pair[1])) / 1000;
         if successor_age > token_lifetime.as_secs() + 60 {
             std::fs::remove_file(dir.join(format!("{}.key", pair[0]))).map_err(io(dir))?;
         }
@@ -118,7 +120,7 @@ pub fn rotate_dir(dir: &Path, token_lifetime: Duration) -> Result<KeyId, KeyErro
     Ok(id)
 }
 
-fn created_secs(id: &str) -> u64 {
+fn created_millis(id: &str) -> u64 {
     id.split('-').next().and_then(|s| s.parse().ok()).unwrap_or(0)
 }
 
@@ -137,12 +139,14 @@ fn read_keys(dir: &Path) -> Result<BTreeMap<KeyId, SigningKey>, KeyError> {
     Ok(keys)
 }
 
-fn write_new_key(dir: &Path) -> Result<(KeyId, SigningKey), KeyError> {
+/// Writes a key whose id sorts after `newest`.
+fn write_new_key(dir: &Path, newest: Option<&str>) -> Result<(KeyId, SigningKey), KeyError> {
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| KeyError::Random(e.to_string()))?;
     let mut suffix = [0u8; 4];
     getrandom::fill(&mut suffix).map_err(|e| KeyError::Random(e.to_string()))?;
-    let id = format!("{:012}-{}", now_secs(), hex::encode(suffix));
+    let created = now_millis().max(newest.map_or(0, |n| created_millis(n) + 1));
+    let id = format!("{created:015}-{}", hex::encode(suffix));
     let path = dir.join(format!("{id}.key"));
     let tmp = dir.join(format!(".{id}.tmp"));
     write_private(&tmp, hex::encode(seed).as_bytes()).map_err(io(dir))?;
@@ -170,7 +174,6 @@ mod tests {
         let (first, _) = ring.active().expect("a key");
         let reopened = KeyRing::open(dir.path()).expect("reopen");
         assert_eq!(reopened.active().map(|(id, _)| id), Some(first.clone()), "keys persist");
-        std::thread::sleep(Duration::from_millis(5));
         let second = ring.rotate(Duration::from_secs(300)).expect("rotate");
         assert_ne!(second, first);
         assert_eq!(ring.active().map(|(id, _)| id), Some(second.clone()));
@@ -181,6 +184,11 @@ mod tests {
         rotate_dir(dir.path(), Duration::from_secs(300)).expect("rotate again");
         ring.reload().expect("reload");
         assert!(ring.verifying(&first).is_some());
+        // Rotations in quick succession each make the newest key the signing one.
+        for _ in 0..20 {
+            let id = ring.rotate(Duration::from_secs(300)).expect("rotate");
+            assert_eq!(ring.active().map(|(active, _)| active), Some(id));
+        }
         let mode = std::fs::metadata(dir.path().join(format!("{first}.key"))).expect("meta");
         assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777, 0o600);
     }

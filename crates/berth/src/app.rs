@@ -66,7 +66,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let state = Arc::new(AppState {
         registry: registry.clone(),
         tenancy: Arc::new(tenancy),
-        auth: Auth { config: config.auth_config(), keys },
+        auth: Auth::new(config.auth_config(), keys),
         limits: Limits::new(&config.limits_config()),
     });
 

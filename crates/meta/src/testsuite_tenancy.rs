@@ -237,6 +237,17 @@ async fn access_and_permissions(store: &dyn MetaStore, alice: &Principal, bob: &
         .await
         .expect("default");
     assert_eq!(store.default_permissions("acme").await.expect("defaults"), std::slice::from_ref(&default));
+    assert!(matches!(
+        store
+            .add_default_permission(
+                "acme",
+                &grantee(GranteeKind::Team, "devs"),
+                Role::Write,
+                &entry("add_default_permission")
+            )
+            .await,
+        Err(Error::Conflict(_))
+    ));
     let tools = name("acme/tools");
     store.ensure_repository(&tools, alice, &entry("create_repository")).await.expect("create");
     assert_eq!(store.access_facts(bob, &tools).await.expect("facts").repository.and_then(|r| r.role), Some(Role::Read));

@@ -26,6 +26,46 @@ pub enum Endpoint {
     Referrers { name: RepositoryName, digest: Digest, artifact_type: Option<String> },
 }
 
+impl Endpoint {
+    /// The name of every kind of endpoint (for tables that must cover them all).
+    pub const KINDS: &'static [&'static str] = &[
+        "ApiVersion",
+        "Catalog",
+        "ListTags",
+        "GetManifest",
+        "PutManifest",
+        "DeleteManifest",
+        "GetBlob",
+        "DeleteBlob",
+        "StartUpload",
+        "GetUpload",
+        "PatchUpload",
+        "PutUpload",
+        "DeleteUpload",
+        "Referrers",
+    ];
+
+    /// This endpoint's entry in [`Endpoint::KINDS`].
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Endpoint::ApiVersion => "ApiVersion",
+            Endpoint::Catalog(_) => "Catalog",
+            Endpoint::ListTags { .. } => "ListTags",
+            Endpoint::GetManifest { .. } => "GetManifest",
+            Endpoint::PutManifest { .. } => "PutManifest",
+            Endpoint::DeleteManifest { .. } => "DeleteManifest",
+            Endpoint::GetBlob { .. } => "GetBlob",
+            Endpoint::DeleteBlob { .. } => "DeleteBlob",
+            Endpoint::StartUpload { .. } => "StartUpload",
+            Endpoint::GetUpload { .. } => "GetUpload",
+            Endpoint::PatchUpload { .. } => "PatchUpload",
+            Endpoint::PutUpload { .. } => "PutUpload",
+            Endpoint::DeleteUpload { .. } => "DeleteUpload",
+            Endpoint::Referrers { .. } => "Referrers",
+        }
+    }
+}
+
 /// How a `POST .../blobs/uploads/` wants to begin.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UploadStart {
@@ -299,6 +339,29 @@ mod tests {
                 artifact_type: Some("application/x".into())
             })
         );
+    }
+
+    #[test]
+    fn every_kind_is_listed_once() {
+        let samples = [
+            ("GET", "/v2/".to_owned(), None),
+            ("GET", "/v2/_catalog".to_owned(), None),
+            ("GET", "/v2/a/tags/list".to_owned(), None),
+            ("GET", "/v2/a/manifests/t".to_owned(), None),
+            ("PUT", "/v2/a/manifests/t".to_owned(), None),
+            ("DELETE", "/v2/a/manifests/t".to_owned(), None),
+            ("GET", format!("/v2/a/blobs/{D}"), None),
+            ("DELETE", format!("/v2/a/blobs/{D}"), None),
+            ("POST", "/v2/a/blobs/uploads/".to_owned(), None),
+            ("GET", format!("/v2/a/blobs/uploads/{ID}"), None),
+            ("PATCH", format!("/v2/a/blobs/uploads/{ID}"), None),
+            ("PUT", format!("/v2/a/blobs/uploads/{ID}"), Some(format!("digest={D}"))),
+            ("DELETE", format!("/v2/a/blobs/uploads/{ID}"), None),
+            ("GET", format!("/v2/a/referrers/{D}"), None),
+        ];
+        let kinds: Vec<&str> =
+            samples.iter().map(|(m, p, q)| parse(m, p, q.as_deref()).expect("parses").kind()).collect();
+        assert_eq!(kinds, Endpoint::KINDS);
     }
 
     #[test]

@@ -32,10 +32,17 @@ pub struct AppState {
     pub limits: Limits,
 }
 
-/// The token service: its configuration and signing keys.
+/// The token service: its configuration, signing keys, and tokens verified lately.
 pub struct Auth {
     pub config: auth::AuthConfig,
     pub keys: auth::keys::KeyRing,
+    verified: auth::VerifiedTokens,
+}
+
+impl Auth {
+    pub fn new(config: auth::AuthConfig, keys: auth::keys::KeyRing) -> Auth {
+        Auth { config, keys, verified: auth::VerifiedTokens::default() }
+    }
 }
 
 /// The peer address of the connection a request came on.

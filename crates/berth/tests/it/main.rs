@@ -1,12 +1,15 @@
 //! Berth's integration tests: one binary, real servers on 127.0.0.1:0, real HTTP.
 
 mod api;
+mod auth;
 mod blobs;
 mod clients;
 mod config;
 mod durability;
 mod listing;
 mod manifests;
+mod matrix;
+mod openapi;
 mod referrers;
 mod support;
 mod uploads;

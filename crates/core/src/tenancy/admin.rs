@@ -169,6 +169,9 @@ impl Tenancy {
 
     pub async fn set_superuser(&self, actor: &Actor, name: &str, superuser: bool) -> Result<()> {
         self.require_superuser(actor, "grant superuser rights")?;
+        if !superuser && actor.principal.name() == name {
+            return Err(Error::InvalidInput("a superuser cannot revoke their own rights".into()));
+        }
         let entry = audit(actor, "set_superuser", Some(name), None, Some(json!({ "superuser": superuser })));
         self.store.set_superuser(name, superuser, &entry).await?;
         self.credentials_changed();

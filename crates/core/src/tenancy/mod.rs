@@ -115,15 +115,17 @@ impl Tenancy {
         secret: &str,
         actor_ip: Option<std::net::IpAddr>,
     ) -> Result<Principal> {
+        // A pair verified lately is trusted without hashing again, and cannot be a guess:
+        // throttling applies to the checks that could be.
+        let key = credentials::credential_key(username, secret);
+        if let Some(principal) = self.verified.get(&key).await {
+            return Ok(principal);
+        }
         let address_key = actor_ip.map(|ip| ip.to_string());
         if let Some(key) = &address_key {
             self.address_failures.check(key).await?;
         }
         self.account_failures.check(username).await?;
-        let key = credentials::credential_key(username, secret);
-        if let Some(principal) = self.verified.get(&key).await {
-            return Ok(principal);
-        }
         match self.verify(username, secret).await? {
             Some(principal) => {
                 self.verified.insert(key, principal.clone()).await;

@@ -934,7 +934,9 @@ impl TenancyStore for SqliteMetaStore {
             .bind(role.as_str())
             .fetch_one(&mut *tx)
             .await
-            .map_err(db_error)?;
+            .map_err(conflict_or(|| {
+                format!("{} {} has a default permission in {org} already", grantee.kind, grantee.name)
+            }))?;
         insert_audit(&mut tx, audit).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(DefaultPermissionRecord { id, grantee: grantee.clone(), role })

@@ -47,11 +47,23 @@ impl IntoResponse for ApiError {
         } else {
             self.0.to_string()
         };
-        problem(status, code, &detail, &self.0)
+        let mut response = problem(status, code, &detail);
+        let h = response.headers_mut();
+        match &self.0 {
+            Error::Unauthorized(_) => {
+                h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"berth\""));
+            }
+            Error::TooManyRequests { retry_after_secs } => {
+                h.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
+            _ => {}
+        }
+        response
     }
 }
 
-fn problem(status: StatusCode, code: &str, detail: &str, error: &Error) -> Response<Body> {
+/// A problem response with this status, stable code and detail.
+pub fn problem(status: StatusCode, code: &str, detail: &str) -> Response<Body> {
     let body = json!({
         "type": "about:blank",
         "title": status.canonical_reason().unwrap_or("Error"),
@@ -61,16 +73,6 @@ fn problem(status: StatusCode, code: &str, detail: &str, error: &Error) -> Respo
     });
     let mut response = Response::new(Body::from(serde_json::to_vec(&body).unwrap_or_default()));
     *response.status_mut() = status;
-    let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
-    match error {
-        Error::Unauthorized(_) => {
-            h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"berth\""));
-        }
-        Error::TooManyRequests { retry_after_secs } => {
-            h.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
-        }
-        _ => {}
-    }
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
     response
 }

@@ -32,8 +32,12 @@ pub async fn list(Caller(actor): Caller, State(state): State<super::State>, quer
 
 /// Superusers only: sign new tokens with a new key (old tokens stay valid until they expire).
 pub async fn rotate_signing_key(Caller(actor): Caller, State(state): State<super::State>) -> ApiResult<Response> {
-    if !actor.principal.is_superuser() {
-        return Err(ApiError(Error::Denied("only superusers rotate signing keys".into())));
+    match actor.principal {
+        _ if actor.principal.is_superuser() => {}
+        berth_core::access::Principal::Anonymous => {
+            return Err(ApiError(Error::Unauthorized("authentication required".into())));
+        }
+        _ => return Err(ApiError(Error::Denied("only superusers rotate signing keys".into()))),
     }
     let id = state.auth.keys.rotate(state.auth.config.token_lifetime).map_err(Error::backend)?;
     Ok(reply(StatusCode::OK, json!({ "key_id": id })))

@@ -95,7 +95,33 @@ pub fn router() -> Router<State> {
     for (_, path, handler) in routes() {
         router = router.route(path, handler);
     }
-    router.fallback(|| async { ApiError(Error::NotFound("no such API endpoint".into())) })
+    router
+        .fallback(|| async { ApiError(Error::NotFound("no such API endpoint".into())) })
+        .layer(axum::middleware::map_response(routing_errors_as_problems))
+}
+
+/// Errors axum answers itself, before any handler runs, come as plain text: a body over its
+/// buffering limit (2 MiB) and a method the path does not take. Answer them with problem
+/// JSON like every other error.
+async fn routing_errors_as_problems(response: Response) -> Response {
+    let problem = response.headers().get(header::CONTENT_TYPE).is_some_and(|ct| ct == "application/problem+json");
+    match response.status() {
+        StatusCode::PAYLOAD_TOO_LARGE if !problem => {
+            ApiError(Error::TooLarge("request bodies are limited to 64 KiB".into())).into_response()
+        }
+        StatusCode::METHOD_NOT_ALLOWED if !problem => {
+            let mut refused = error::problem(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this endpoint does not take that method",
+            );
+            if let Some(allow) = response.headers().get(header::ALLOW) {
+                refused.headers_mut().insert(header::ALLOW, allow.clone());
+            }
+            refused
+        }
+        _ => response,
+    }
 }
 
 async fn openapi() -> Response {

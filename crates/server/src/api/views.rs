@@ -206,7 +206,7 @@ pub struct Page<T> {
 impl<T> Page<T> {
     /// `next` is set when the page came back full: more may follow after its last item.
     pub fn keyed(items: Vec<T>, limit: u32, key: impl Fn(&T) -> String) -> Page<T> {
-        let next = if items.len() >= limit as usize { items.last().map(key) } else { None };
+        let next = if items.len() >= limit.max(1) as usize { items.last().map(key) } else { None };
         Page { items, next }
     }
 }

@@ -8,6 +8,7 @@ pub mod keys;
 mod token;
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{HeaderMap, header};
@@ -21,7 +22,8 @@ use berth_oci::RepositoryName;
 pub use token::token_endpoint;
 
 use crate::AppState;
-use jwt::Access;
+use jwt::{Access, Claims};
+use sha2::{Digest, Sha256};
 
 #[derive(Clone, Debug)]
 pub struct AuthConfig {
@@ -121,10 +123,32 @@ pub async fn caller(
     }
 }
 
+/// Tokens whose signature was checked lately, by SHA-256 of the token: a client sends one
+/// token with many requests, and an Ed25519 verification costs more than serving a manifest.
+pub struct VerifiedTokens(moka::sync::Cache<[u8; 32], Arc<Claims>>);
+
+impl Default for VerifiedTokens {
+    fn default() -> Self {
+        VerifiedTokens(moka::sync::Cache::builder().max_capacity(20_000).time_to_live(Duration::from_secs(60)).build())
+    }
+}
+
 /// The caller a registry token stands for, if it verifies.
 fn token_caller(state: &AppState, token: &str) -> std::result::Result<Caller, Rejection> {
-    let claims = jwt::verify(&state.auth.keys, token, &state.auth.config.service, now_secs())
-        .map_err(|e| Rejection::BadToken(e.to_string()))?;
+    let now = now_secs();
+    let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+    let claims = match state.auth.verified.0.get(&key) {
+        // Still within its validity window (the cache outlives short tokens otherwise).
+        Some(claims) if now >= claims.nbf - 30 && now < claims.exp + 30 => claims,
+        _ => {
+            let claims = jwt::verify(&state.auth.keys, token, &state.auth.config.service, now)
+                .map_err(|e| Rejection::BadToken(e.to_string()))?;
+            let claims = Arc::new(claims);
+            state.auth.verified.0.insert(key, claims.clone());
+            claims
+        }
+    };
+    let claims = Claims::clone(&claims);
     let principal = match claims.berth.kind.as_str() {
         "user" => Principal::User { id: claims.berth.id, name: claims.sub, superuser: claims.berth.superuser },
         "robot" => Principal::Robot { id: claims.berth.id, name: claims.sub },

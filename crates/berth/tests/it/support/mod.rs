@@ -3,6 +3,7 @@
 
 pub mod content;
 pub mod process;
+pub mod schema;
 
 use std::path::PathBuf;
 
@@ -166,4 +167,23 @@ pub fn tool_available(tool: &str) -> bool {
         eprintln!("SKIPPED: {tool} is not installed (it is installed and required in CI)");
     }
     found
+}
+
+/// Shorthands for sending a request in tests.
+#[allow(async_fn_in_trait)]
+pub trait Call {
+    /// Sends and returns the status.
+    async fn status_code(self) -> StatusCode;
+    /// Sends and parses the body as JSON.
+    async fn json_value(self) -> Value;
+}
+
+impl Call for RequestBuilder {
+    async fn status_code(self) -> StatusCode {
+        self.send().await.expect("request").status()
+    }
+
+    async fn json_value(self) -> Value {
+        self.send().await.expect("request").json().await.expect("a JSON body")
+    }
 }

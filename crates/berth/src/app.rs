@@ -12,7 +12,7 @@ use berth_blob::FsBlobStore;
 use berth_core::ports::MetaStore;
 use berth_core::registry::Registry;
 use berth_core::tenancy::store::TenancyStore;
-use berth_core::tenancy::{Tenancy, write_audit_batches};
+use berth_core::tenancy::{AuditQueue, Tenancy, write_audit_batches};
 use berth_meta::SqliteMetaStore;
 use berth_server::auth::keys::KeyRing;
 use berth_server::{AppState, Auth, Limits};
@@ -47,28 +47,44 @@ pub fn keys_dir(config: &Config) -> std::path::PathBuf {
     config.data_dir.join("keys")
 }
 
+/// The application state over a data directory's stores, and the queue its audit entries go
+/// through (drained by [`write_audit_batches`] until the state is dropped).
+pub struct Assembled {
+    pub state: Arc<AppState>,
+    pub audit_queue: AuditQueue,
+    pub meta: Arc<SqliteMetaStore>,
+}
+
+/// Opens a data directory's stores and builds the state every request is served from.
+pub async fn assemble(config: &Config) -> anyhow::Result<Assembled> {
+    let meta = open_meta(config).await?;
+    let blobs = Arc::new(FsBlobStore::open(config.data_dir.join("blobs")).context("opening the blob directory")?);
+    let registry = Arc::new(Registry::new(meta.clone(), blobs, config.registry_config()));
+    let store: Arc<dyn MetaStore> = meta.clone();
+    let (tenancy, audit_queue) = Tenancy::new(store, &config.tenancy_config());
+    let keys = KeyRing::open(keys_dir(config)).context("opening the token signing keys")?;
+    let state = Arc::new(AppState {
+        registry,
+        tenancy: Arc::new(tenancy),
+        auth: Auth::new(config.auth_config(), keys),
+        limits: Limits::new(&config.limits_config()),
+    });
+    Ok(Assembled { state, audit_queue, meta })
+}
+
 /// Opens the data directory, binds the listener and starts serving.
 pub async fn start(config: &Config) -> anyhow::Result<Running> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     let lock = lock_data_dir(config)?;
-    let meta = open_meta(config).await?;
-    let blobs = Arc::new(FsBlobStore::open(config.data_dir.join("blobs")).context("opening the blob directory")?);
-    let registry = Arc::new(Registry::new(meta.clone(), blobs, config.registry_config()));
-    let store: Arc<dyn MetaStore> = meta.clone();
-    let (tenancy, audit_queue) = Tenancy::new(store.clone(), &config.tenancy_config());
-    let keys = KeyRing::open(keys_dir(config)).context("opening the token signing keys")?;
+    let Assembled { state, audit_queue, meta } = assemble(config).await?;
     if !config.auth.enabled {
         tracing::warn!("authentication is OFF: every request has full rights; never expose this registry");
     } else if meta.count_users().await? == 0 {
         tracing::warn!("no accounts exist yet; create the first one with `berth admin create-user NAME --superuser`");
     }
-    let state = Arc::new(AppState {
-        registry: registry.clone(),
-        tenancy: Arc::new(tenancy),
-        auth: Auth::new(config.auth_config(), keys),
-        limits: Limits::new(&config.limits_config()),
-    });
+    let registry = state.registry.clone();
+    let store: Arc<dyn MetaStore> = meta.clone();
 
     let listener = TcpListener::bind(config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
     let addr = listener.local_addr()?;

@@ -148,6 +148,30 @@ impl Default for DatabaseSection {
     }
 }
 
+/// Where the configuration and data directory come from.
+#[derive(clap::Args, Debug)]
+pub struct Location {
+    /// TOML configuration file; flags and BERTH_* variables override what it sets.
+    #[arg(long, env = "BERTH_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    /// Directory for the database and blobs [default: ./berth-data].
+    #[arg(long, env = "BERTH_DATA_DIR", global = true)]
+    data_dir: Option<PathBuf>,
+}
+
+impl Location {
+    pub fn config(&self) -> anyhow::Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        if let Some(data_dir) = &self.data_dir {
+            config.data_dir = data_dir.clone();
+        }
+        Ok(config)
+    }
+}
+
 impl Config {
     /// Reads a TOML file; keys it does not set keep their defaults, unknown keys are errors.
     pub fn from_file(path: &Path) -> anyhow::Result<Config> {

@@ -3,6 +3,7 @@
 mod api;
 mod auth;
 mod blobs;
+mod cli;
 mod clients;
 mod config;
 mod durability;

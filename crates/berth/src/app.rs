@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use berth_blob::FsBlobStore;
+use berth_core::appregistry::AppRegistry;
 use berth_core::ports::MetaStore;
 use berth_core::registry::Registry;
 use berth_core::tenancy::store::TenancyStore;
@@ -59,12 +60,14 @@ pub struct Assembled {
 pub async fn assemble(config: &Config) -> anyhow::Result<Assembled> {
     let meta = open_meta(config).await?;
     let blobs = Arc::new(FsBlobStore::open(config.data_dir.join("blobs")).context("opening the blob directory")?);
-    let registry = Arc::new(Registry::new(meta.clone(), blobs, config.registry_config()));
+    let registry = Arc::new(Registry::new(meta.clone(), blobs.clone(), config.registry_config()));
+    let apps = Arc::new(AppRegistry::new(meta.clone(), blobs, config.app_registry_config()));
     let store: Arc<dyn MetaStore> = meta.clone();
     let (tenancy, audit_queue) = Tenancy::new(store, &config.tenancy_config());
     let keys = KeyRing::open(keys_dir(config)).context("opening the token signing keys")?;
     let state = Arc::new(AppState {
         registry,
+        apps,
         tenancy: Arc::new(tenancy),
         auth: Auth::new(config.auth_config(), keys),
         limits: Limits::new(&config.limits_config()),

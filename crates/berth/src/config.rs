@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use std::time::Duration;
 
+use berth_core::appregistry::AppRegistryConfig;
 use berth_core::registry::RegistryConfig;
 use berth_core::tenancy::TenancyConfig;
 use berth_server::LimitsConfig;
@@ -24,6 +25,29 @@ pub struct Config {
     pub uploads: UploadsSection,
     pub database: DatabaseSection,
     pub auth: AuthSection,
+    pub app_registry: AppRegistrySection,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AppRegistrySection {
+    /// Largest App Registry push request (JSON carrying the base64 package), in bytes.
+    pub max_push_bytes: u64,
+    /// Largest uncompressed package a push may carry, in bytes.
+    pub max_unpacked_bytes: u64,
+    /// Memory for cached packages and listings, in bytes.
+    pub cache_bytes: u64,
+}
+
+impl Default for AppRegistrySection {
+    fn default() -> Self {
+        let core = AppRegistryConfig::default();
+        AppRegistrySection {
+            max_push_bytes: core.max_push_bytes,
+            max_unpacked_bytes: core.max_unpacked_bytes,
+            cache_bytes: core.cache_bytes,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -68,6 +92,10 @@ pub struct LimitsSection {
     pub pull_concurrency: u32,
     /// Requests of the push class (uploads, manifest pushes, deletes) served at once.
     pub push_concurrency: u32,
+    /// App Registry reads (listings, shows, pulls) served at once.
+    pub app_read_concurrency: u32,
+    /// App Registry writes (pushes, deletes, channel changes) served at once.
+    pub app_write_concurrency: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -96,6 +124,7 @@ impl Default for Config {
             uploads: UploadsSection::default(),
             database: DatabaseSection::default(),
             auth: AuthSection::default(),
+            app_registry: AppRegistrySection::default(),
         }
     }
 }
@@ -132,7 +161,12 @@ impl Default for RegistrySection {
 impl Default for LimitsSection {
     fn default() -> Self {
         let limits = LimitsConfig::default();
-        LimitsSection { pull_concurrency: limits.pull_concurrency, push_concurrency: limits.push_concurrency }
+        LimitsSection {
+            pull_concurrency: limits.pull_concurrency,
+            push_concurrency: limits.push_concurrency,
+            app_read_concurrency: limits.app_read_concurrency,
+            app_write_concurrency: limits.app_write_concurrency,
+        }
     }
 }
 
@@ -190,6 +224,15 @@ impl Config {
         }
     }
 
+    pub fn app_registry_config(&self) -> AppRegistryConfig {
+        let a = &self.app_registry;
+        AppRegistryConfig {
+            max_push_bytes: a.max_push_bytes,
+            max_unpacked_bytes: a.max_unpacked_bytes,
+            cache_bytes: a.cache_bytes,
+        }
+    }
+
     pub fn auth_config(&self) -> berth_server::auth::AuthConfig {
         berth_server::auth::AuthConfig {
             enabled: self.auth.enabled,
@@ -209,7 +252,13 @@ impl Config {
     }
 
     pub fn limits_config(&self) -> LimitsConfig {
-        LimitsConfig { pull_concurrency: self.limits.pull_concurrency, push_concurrency: self.limits.push_concurrency }
+        let l = &self.limits;
+        LimitsConfig {
+            pull_concurrency: l.pull_concurrency,
+            push_concurrency: l.push_concurrency,
+            app_read_concurrency: l.app_read_concurrency,
+            app_write_concurrency: l.app_write_concurrency,
+        }
     }
 }
 

@@ -126,6 +126,11 @@ named_enum!(
     TeamRole { Member = "member", Creator = "creator", Admin = "admin" }
 );
 named_enum!(Visibility { Private = "private", Public = "public" });
+named_enum!(
+    /// What a repository holds: OCI images and artifacts, or App Registry packages. Each
+    /// protocol serves only its own kind.
+    RepositoryKind { Image = "image", Application = "application" }
+);
 named_enum!(NamespaceKind { User = "user", Organization = "organization" });
 named_enum!(
     /// What kind of principal a permission is granted to.

@@ -48,6 +48,22 @@ pub enum Error {
     /// The thing being created exists already.
     #[error("{0}")]
     Conflict(String),
+    /// The repository exists but holds the other kind of content (images versus App
+    /// Registry packages), which this protocol does not serve.
+    #[error("{0}")]
+    WrongKind(String),
+    /// App Registry: no such package (or it has no such release and media type).
+    #[error("{0}")]
+    PackageNotFound(String),
+    /// App Registry: no release matches the version asked for.
+    #[error("{0}")]
+    ReleaseNotFound(String),
+    /// App Registry: no such channel.
+    #[error("{0}")]
+    ChannelNotFound(String),
+    /// A release that is not SemVer, or a version query that does not parse.
+    #[error("{0}")]
+    InvalidVersion(String),
     /// A request that is malformed in a way no protocol code above describes.
     #[error("{0}")]
     InvalidInput(String),

@@ -5,6 +5,7 @@
 //! [`registry::Registry`] and maps [`Error`] onto each wire protocol.
 
 pub mod access;
+pub mod appregistry;
 pub mod cache;
 pub mod error;
 pub mod ports;

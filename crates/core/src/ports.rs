@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 
 use crate::Result;
 use crate::access::Principal;
+use crate::appregistry::store::AppRegistryStore;
 use crate::stream::ByteStream;
 use crate::tenancy::records::AuditEntry;
 use crate::tenancy::store::TenancyStore;
@@ -84,7 +85,7 @@ pub struct Referrer {
 }
 
 #[async_trait]
-pub trait MetaStore: TenancyStore + Send + Sync + 'static {
+pub trait MetaStore: TenancyStore + AppRegistryStore + Send + Sync + 'static {
     /// Creates the repository if it does not exist yet, as a push by `creator` does: in its
     /// namespace (created as an organization when missing, which only a superuser can cause),
     /// granting the creator and the organization's default permissions, and writing `audit`.

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod auth;
+mod cnr;
 mod limits;
 mod oci;
 
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::{any, get};
+use berth_core::appregistry::AppRegistry;
 use berth_core::registry::Registry;
 use berth_core::tenancy::Tenancy;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -27,6 +29,7 @@ pub use limits::{Limits, LimitsConfig, TrafficClass};
 /// What every request handler can reach.
 pub struct AppState {
     pub registry: Arc<Registry>,
+    pub apps: Arc<AppRegistry>,
     pub tenancy: Arc<Tenancy>,
     pub auth: Auth,
     pub limits: Limits,
@@ -53,6 +56,9 @@ pub struct ClientAddr(pub SocketAddr);
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v2/auth", get(auth::token_endpoint).post(auth::token_endpoint))
+        .route("/cnr", any(cnr::dispatch))
+        .route("/cnr/", any(cnr::dispatch))
+        .route("/cnr/{*rest}", any(cnr::dispatch))
         .merge(api::router())
         .route("/v2", any(oci::dispatch))
         .route("/v2/", any(oci::dispatch))

@@ -12,23 +12,37 @@ pub enum TrafficClass {
     Pull,
     /// Writes: uploads, manifest pushes, deletes.
     Push,
+    /// App Registry reads (listings, shows, pulls): the OperatorHub storm lands here, and
+    /// must not take image pulls down with it.
+    AppRead,
+    /// App Registry writes (pushes, deletes, channel changes).
+    AppWrite,
 }
 
 #[derive(Clone, Debug)]
 pub struct LimitsConfig {
     pub pull_concurrency: u32,
     pub push_concurrency: u32,
+    pub app_read_concurrency: u32,
+    pub app_write_concurrency: u32,
 }
 
 impl Default for LimitsConfig {
     fn default() -> Self {
-        LimitsConfig { pull_concurrency: 2048, push_concurrency: 256 }
+        LimitsConfig {
+            pull_concurrency: 2048,
+            push_concurrency: 256,
+            app_read_concurrency: 512,
+            app_write_concurrency: 32,
+        }
     }
 }
 
 pub struct Limits {
     pull: Arc<Semaphore>,
     push: Arc<Semaphore>,
+    app_read: Arc<Semaphore>,
+    app_write: Arc<Semaphore>,
 }
 
 impl Limits {
@@ -36,6 +50,8 @@ impl Limits {
         Limits {
             pull: Arc::new(Semaphore::new(config.pull_concurrency as usize)),
             push: Arc::new(Semaphore::new(config.push_concurrency as usize)),
+            app_read: Arc::new(Semaphore::new(config.app_read_concurrency as usize)),
+            app_write: Arc::new(Semaphore::new(config.app_write_concurrency as usize)),
         }
     }
 
@@ -44,6 +60,8 @@ impl Limits {
         let budget = match class {
             TrafficClass::Pull => &self.pull,
             TrafficClass::Push => &self.push,
+            TrafficClass::AppRead => &self.app_read,
+            TrafficClass::AppWrite => &self.app_write,
         };
         budget.clone().try_acquire_owned().ok()
     }

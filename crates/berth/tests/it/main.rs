@@ -5,6 +5,7 @@ mod auth;
 mod blobs;
 mod cli;
 mod clients;
+mod cnr;
 mod config;
 mod durability;
 mod listing;

@@ -1,6 +1,7 @@
 //! The SQLite MetaStore: WAL mode, one writer connection (SQLite allows one writer at a time;
 //! queueing in the pool is cheaper than lock retries) and a small pool of readers.
 
+mod appregistry;
 mod rows;
 mod shared;
 mod tenancy;
@@ -10,7 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use berth_core::access::Principal;
+use berth_core::access::{Principal, RepositoryKind};
 use berth_core::ports::{BlobRecord, ManifestRecord, MetaStore, NewManifest, Referrer, UploadRecord};
 use berth_core::tenancy::records::AuditEntry;
 use berth_core::{Error, Result};
@@ -82,7 +83,7 @@ fn size_to_db(size: u64) -> Result<i64> {
 impl MetaStore for SqliteMetaStore {
     async fn ensure_repository(&self, name: &RepositoryName, creator: &Principal, audit: &AuditEntry) -> Result<bool> {
         let mut tx = self.writer.begin().await.map_err(db_error)?;
-        let (_, created) = ensure_repository(&mut tx, name, creator, audit).await?;
+        let (_, created) = ensure_repository(&mut tx, name, RepositoryKind::Image, creator, audit).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(created)
     }
@@ -147,7 +148,7 @@ impl MetaStore for SqliteMetaStore {
         now: i64,
     ) -> Result<()> {
         let mut tx = self.writer.begin().await.map_err(db_error)?;
-        let (repository_id, _) = ensure_repository(&mut tx, name, creator, audit).await?;
+        let (repository_id, _) = ensure_repository(&mut tx, name, RepositoryKind::Image, creator, audit).await?;
         let linked = sqlx::query(
             "INSERT INTO repository_blobs (repository_id, digest, created_at) \
              SELECT ?, digest, ? FROM blobs WHERE digest = ? \
@@ -339,7 +340,8 @@ impl MetaStore for SqliteMetaStore {
     async fn commit_manifest(&self, m: &NewManifest) -> Result<()> {
         let mut tx = self.writer.begin().await.map_err(db_error)?;
         let creation = AuditEntry { action: "create_repository".into(), details: None, ..m.audit.clone() };
-        let (repository_id, _) = ensure_repository(&mut tx, &m.repository, &m.creator, &creation).await?;
+        let (repository_id, _) =
+            ensure_repository(&mut tx, &m.repository, RepositoryKind::Image, &m.creator, &creation).await?;
 
         let mut missing = BTreeSet::new();
         let wanted_blobs: BTreeSet<&Digest> = m.blobs.iter().map(|(d, _)| d).collect();
@@ -460,8 +462,17 @@ impl MetaStore for SqliteMetaStore {
         .fetch_all(&self.reader)
         .await
         .map_err(db_error)?;
-        if tags.is_empty() && !self.repository_exists(name).await? {
-            return Ok(None);
+        if tags.is_empty() {
+            let kind: Option<String> = sqlx::query_scalar("SELECT kind FROM repositories WHERE name = ?")
+                .bind(name.as_str())
+                .fetch_optional(&self.reader)
+                .await
+                .map_err(db_error)?;
+            match kind {
+                None => return Ok(None),
+                Some(kind) if kind != RepositoryKind::Image.as_str() => return Err(shared::wrong_kind(name, &kind)),
+                Some(_) => {}
+            }
         }
         Ok(Some(tags))
     }

@@ -1,7 +1,7 @@
 //! Statements several use cases run inside their transactions: audit rows, repository
 //! creation, principal ids and the "may read" predicate.
 
-use berth_core::access::Principal;
+use berth_core::access::{Principal, RepositoryKind};
 use berth_core::tenancy::records::AuditEntry;
 use berth_core::{Error, Result};
 use berth_oci::RepositoryName;
@@ -35,18 +35,23 @@ pub fn principal_ids(principal: &Principal) -> (Option<i64>, Option<i64>) {
 
 /// The repository's id, creating it first as a push by `creator` does (see
 /// `MetaStore::ensure_repository`). Returns `(id, created)`.
+/// A repository of the other kind is refused with `WrongKind`.
 pub async fn ensure_repository(
     conn: &mut SqliteConnection,
     name: &RepositoryName,
+    kind: RepositoryKind,
     creator: &Principal,
     audit: &AuditEntry,
 ) -> Result<(i64, bool)> {
-    let existing: Option<i64> = sqlx::query_scalar("SELECT id FROM repositories WHERE name = ?")
+    let existing: Option<(i64, String)> = sqlx::query_as("SELECT id, kind FROM repositories WHERE name = ?")
         .bind(name.as_str())
         .fetch_optional(&mut *conn)
         .await
         .map_err(db_error)?;
-    if let Some(id) = existing {
+    if let Some((id, existing_kind)) = existing {
+        if existing_kind != kind.as_str() {
+            return Err(wrong_kind(name, &existing_kind));
+        }
         return Ok((id, false));
     }
     let namespace: Option<(i64, String)> = sqlx::query_as("SELECT id, kind FROM namespaces WHERE name = ?")
@@ -54,7 +59,7 @@ pub async fn ensure_repository(
         .fetch_optional(&mut *conn)
         .await
         .map_err(db_error)?;
-    let (namespace_id, kind) = match namespace {
+    let (namespace_id, namespace_kind) = match namespace {
         Some(ns) => ns,
         None if creator.is_superuser() => {
             let id = sqlx::query_scalar(
@@ -69,14 +74,16 @@ pub async fn ensure_repository(
         }
         None => return Err(Error::Denied(format!("namespace {} does not exist", name.namespace()))),
     };
-    let id: i64 =
-        sqlx::query_scalar("INSERT INTO repositories (name, namespace_id, created_at) VALUES (?, ?, ?) RETURNING id")
-            .bind(name.as_str())
-            .bind(namespace_id)
-            .bind(audit.time)
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(db_error)?;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO repositories (name, namespace_id, kind, created_at) VALUES (?, ?, ?, ?) RETURNING id",
+    )
+    .bind(name.as_str())
+    .bind(namespace_id)
+    .bind(kind.as_str())
+    .bind(audit.time)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db_error)?;
     // The creator keeps access to what they created (a user owning the namespace needs no row).
     let owns_namespace: Option<i64> = sqlx::query_scalar("SELECT 1 FROM users WHERE namespace_id = ? AND id = ?")
         .bind(namespace_id)
@@ -97,7 +104,7 @@ pub async fn ensure_repository(
         };
         sqlx::query(sql).bind(id).bind(principal_id).bind(role).execute(&mut *conn).await.map_err(db_error)?;
     }
-    if kind == "organization" {
+    if namespace_kind == "organization" {
         sqlx::query(
             "INSERT INTO permissions (repository_id, user_id, team_id, robot_id, role) \
              SELECT ?, user_id, team_id, robot_id, role FROM default_permissions WHERE organization_id = ? \
@@ -111,6 +118,15 @@ pub async fn ensure_repository(
     }
     insert_audit(conn, audit).await?;
     Ok((id, true))
+}
+
+/// The refusal for using a repository through the other kind's protocol.
+pub fn wrong_kind(name: &RepositoryName, existing_kind: &str) -> Error {
+    if existing_kind == RepositoryKind::Application.as_str() {
+        Error::WrongKind(format!("{name} is an App Registry package repository, not an image repository"))
+    } else {
+        Error::WrongKind(format!("{name} is an image repository, not an App Registry package"))
+    }
 }
 
 /// SQL condition: repository `r` is readable by the principal bound as `?1` (user id), `?2`

@@ -2,7 +2,8 @@
 
 use async_trait::async_trait;
 use berth_core::access::{
-    AccessFacts, GranteeKind, NamespaceFacts, NamespaceKind, Principal, RepositoryFacts, Role, TeamRole, Visibility,
+    AccessFacts, GranteeKind, NamespaceFacts, NamespaceKind, Principal, RepositoryFacts, RepositoryKind, Role,
+    TeamRole, Visibility,
 };
 use berth_core::tenancy::records::{
     ApiTokenRecord, AuditEntry, AuditFilter, AuditRecord, DefaultPermissionRecord, Grantee, Member, NamespaceRecord,
@@ -775,7 +776,7 @@ impl TenancyStore for SqliteMetaStore {
         audit: &AuditEntry,
     ) -> Result<RepositoryRecord> {
         let mut tx = self.writer.begin().await.map_err(db_error)?;
-        let (id, created) = ensure_repository(&mut tx, name, creator, audit).await?;
+        let (id, created) = ensure_repository(&mut tx, name, RepositoryKind::Image, creator, audit).await?;
         if !created {
             return Err(Error::Conflict(format!("repository {name} exists")));
         }

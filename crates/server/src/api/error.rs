@@ -22,6 +22,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response<Body> {
         let (status, code) = match &self.0 {
             Error::InvalidInput(_)
+            | Error::InvalidVersion(_)
             | Error::ManifestInvalid(_)
             | Error::DigestInvalid(_)
             | Error::SizeInvalid(_)
@@ -32,11 +33,14 @@ impl IntoResponse for ApiError {
             Error::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Error::Denied(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Error::NotFound(_)
+            | Error::PackageNotFound(_)
+            | Error::ReleaseNotFound(_)
+            | Error::ChannelNotFound(_)
             | Error::NameUnknown(_)
             | Error::ManifestUnknown(_)
             | Error::BlobUnknown(_)
             | Error::BlobUploadUnknown => (StatusCode::NOT_FOUND, "not_found"),
-            Error::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            Error::Conflict(_) | Error::WrongKind(_) => (StatusCode::CONFLICT, "conflict"),
             Error::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             Error::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
             Error::Backend(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),

@@ -71,6 +71,7 @@ pub async fn remove(
     Params(org): Params<String>,
 ) -> ApiResult<Response> {
     state.tenancy.delete_organization(&actor, &org).await?;
+    state.apps.forget_namespace(&org);
     Ok(no_content())
 }
 

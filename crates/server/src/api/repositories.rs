@@ -80,7 +80,9 @@ pub async fn remove(
     State(state): State<super::State>,
     Params((ns, repo)): Params<(String, String)>,
 ) -> ApiResult<Response> {
-    state.tenancy.delete_repository(&actor, &full_name(&ns, &repo), &state.registry).await?;
+    let name = full_name(&ns, &repo);
+    state.tenancy.delete_repository(&actor, &name, &state.registry).await?;
+    state.apps.forget(&name);
     Ok(no_content())
 }
 
@@ -91,7 +93,9 @@ pub async fn set_visibility(
     body: Bytes,
 ) -> ApiResult<Response> {
     let VisibilitySpec { visibility } = json_body(&body)?;
-    state.tenancy.set_visibility(&actor, &full_name(&ns, &repo), visibility.parse()?, &state.registry).await?;
+    let name = full_name(&ns, &repo);
+    state.tenancy.set_visibility(&actor, &name, visibility.parse()?, &state.registry).await?;
+    state.apps.forget(&name);
     Ok(no_content())
 }
 

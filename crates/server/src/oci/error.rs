@@ -60,9 +60,13 @@ pub fn response(error: Error) -> Response<Body> {
             r
         }
         Error::Unauthorized(_) => single(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, message),
-        Error::Denied(_) => single(StatusCode::FORBIDDEN, ErrorCode::Denied, message),
-        Error::NotFound(_) => single(StatusCode::NOT_FOUND, ErrorCode::NameUnknown, message),
-        Error::Conflict(_) | Error::InvalidInput(_) => single(StatusCode::BAD_REQUEST, ErrorCode::Unsupported, message),
+        Error::Denied(_) | Error::WrongKind(_) => single(StatusCode::FORBIDDEN, ErrorCode::Denied, message),
+        Error::NotFound(_) | Error::PackageNotFound(_) | Error::ReleaseNotFound(_) | Error::ChannelNotFound(_) => {
+            single(StatusCode::NOT_FOUND, ErrorCode::NameUnknown, message)
+        }
+        Error::Conflict(_) | Error::InvalidInput(_) | Error::InvalidVersion(_) => {
+            single(StatusCode::BAD_REQUEST, ErrorCode::Unsupported, message)
+        }
         Error::Backend(detail) => {
             tracing::error!(error = %detail, "request failed inside Berth");
             single(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Unknown, "internal error; see the server log")

@@ -5,7 +5,7 @@ mod error;
 mod listing;
 mod manifests;
 mod referrers;
-mod response;
+pub(crate) mod response;
 mod uploads;
 
 use std::io;

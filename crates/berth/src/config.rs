@@ -275,4 +275,16 @@ mod tests {
         assert!(toml::from_str::<Config>("lisen = \"0.0.0.0:6000\"").is_err());
         assert!(toml::from_str::<Config>("[limits]\npush_concurency = 3").is_err());
     }
+
+    #[test]
+    fn the_readme_example_is_a_valid_configuration() {
+        let readme = include_str!("../../../README.md");
+        let example = readme
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .expect("README has a TOML example");
+        let config: Config = toml::from_str(example).expect("the README's configuration parses");
+        assert_eq!(config.limits.app_read_concurrency, LimitsConfig::default().app_read_concurrency);
+    }
 }

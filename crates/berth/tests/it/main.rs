@@ -1,6 +1,7 @@
 //! Berth's integration tests: one binary, real servers on 127.0.0.1:0, real HTTP.
 
 mod api;
+mod appr;
 mod auth;
 mod blobs;
 mod cli;

@@ -11,16 +11,18 @@ fn timestamp(ms: i64) -> String {
 }
 
 /// One (release, media type) manifest; `show` adds the channels currently at the release.
+/// Media types use the reference server's `vnd.appr` form, which the `appr` CLI shortens for
+/// display (Quay's `vnd.cnr` it prints in full).
 pub fn manifest(package: &AppPackage, release: &AppRelease, with_channels: bool) -> Value {
     let metadata = release.metadata.as_deref().and_then(|m| serde_json::from_str::<Value>(m).ok());
     let mut view = json!({
         "package": package.name,
         "release": release.release,
-        "mediaType": format!("application/vnd.cnr.package-manifest.{}.v0.json", release.media_type),
+        "mediaType": format!("application/vnd.appr.package-manifest.{}.v0.json", release.media_type),
         "content": {
             "digest": release.digest,
             "size": release.blob.size,
-            "mediaType": format!("application/vnd.cnr.package.{}.v0.tar+gzip", release.media_type),
+            "mediaType": format!("application/vnd.appr.package.{}.v0.tar+gzip", release.media_type),
             "urls": [],
         },
         "created_at": timestamp(release.created_at),

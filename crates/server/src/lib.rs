@@ -4,7 +4,7 @@
 
 pub mod api;
 pub mod auth;
-mod cnr;
+pub mod cnr;
 mod limits;
 mod oci;
 

@@ -1,9 +1,14 @@
-//! The authorization matrix: every OCI and management-API endpoint, for every kind of
-//! caller, on a public and a private repository, gives the expected status. The table must
-//! name every endpoint that exists (`Endpoint::KINDS` and `berth_server::api::routes()`):
-//! adding one without a row fails here.
+//! The authorization matrix: every OCI, management-API and App Registry endpoint, for every
+//! kind of caller, on a public and a private repository (or package), gives the expected
+//! status. The table must name every endpoint that exists (`Endpoint::KINDS`,
+//! `berth_server::api::routes()` and `berth_server::cnr::endpoint::KINDS`): adding one
+//! without a row fails here.
 
 use std::collections::BTreeSet;
+use std::io::Write;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -47,6 +52,21 @@ impl Vis {
         match self {
             Vis::Public => "acme/public",
             Vis::Private => "acme/private",
+        }
+    }
+
+    /// The App Registry package of this visibility.
+    fn package(self) -> &'static str {
+        match self {
+            Vis::Public => "acme/public-pkg",
+            Vis::Private => "acme/private-pkg",
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Vis::Public => "public",
+            Vis::Private => "private",
         }
     }
 }
@@ -104,6 +124,23 @@ fn api_repo(who: Who, vis: Vis, admin: bool, ok: u16) -> u16 {
     }
 }
 
+/// App Registry: allowed, or 401 for anonymous, or 403 (whether or not the package exists).
+fn cnr_allowed(who: Who, allowed: bool) -> u16 {
+    match who {
+        _ if allowed => 200,
+        Who::Anonymous => 401,
+        _ => 403,
+    }
+}
+
+fn cnr_read(who: Who, vis: Vis) -> u16 {
+    cnr_allowed(who, can_read(who, vis))
+}
+
+fn cnr_write(who: Who) -> u16 {
+    cnr_allowed(who, can_write(who))
+}
+
 fn superuser_only(who: Who, ok: u16) -> u16 {
     match who {
         Who::Superuser => ok,
@@ -136,16 +173,27 @@ struct Request {
     path: String,
     body: Option<Vec<u8>>,
     content_type: Option<&'static str>,
+    /// For App Registry listings: whether the private package must be listed (the public
+    /// one always is).
+    lists_private: Option<bool>,
 }
 
 fn request(method: Method, path: impl Into<String>) -> Request {
-    Request { method, path: path.into(), body: None, content_type: None }
+    Request { method, path: path.into(), body: None, content_type: None, lists_private: None }
 }
 
 fn with_json(mut r: Request, body: Value) -> Request {
     r.body = Some(serde_json::to_vec(&body).expect("json"));
     r.content_type = Some("application/json");
     r
+}
+
+/// An App Registry push of `release` (content made from its name) to a package.
+fn app_push(release: &str, vis: Vis) -> Value {
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gzip.write_all(format!("chart {release}").as_bytes()).expect("compress");
+    let blob = STANDARD.encode(gzip.finish().expect("finish"));
+    json!({ "blob": blob, "release": release, "media_type": "helm", "visibility": vis.as_str() })
 }
 
 struct Fixture {
@@ -194,7 +242,7 @@ impl Fixture {
         assert_eq!(r.status(), StatusCode::CREATED);
         let image = Image::new(&[&bytes(300, 1)]);
         for vis in [Vis::Public, Vis::Private] {
-            let visibility = if vis == Vis::Public { "public" } else { "private" };
+            let visibility = vis.as_str();
             api(Method::POST, "/api/v1/repositories", json!({ "name": vis.repo(), "visibility": visibility })).await;
             grant_fixture_permissions(&reg, vis.repo()).await;
             for blob in image.blobs() {
@@ -204,6 +252,10 @@ impl Fixture {
                 reg.put_manifest(vis.repo(), "v1", OCI_MANIFEST, &image.manifest).await.status(),
                 StatusCode::CREATED
             );
+            let package = format!("/cnr/api/v1/packages/{}", vis.package());
+            api(Method::POST, &package, app_push("1.0.0", vis)).await;
+            api(Method::POST, &format!("{package}/channels/stable/1.0.0"), Value::Null).await;
+            grant_fixture_permissions(&reg, vis.package()).await;
         }
         let token = |v: &Value| v["token"].as_str().expect("robot token").to_owned();
         Fixture { robot_with: token(&with), robot_without: token(&without), reg, image }
@@ -268,11 +320,13 @@ async fn grant_fixture_permissions(reg: &TestRegistry, repo: &str) {
     }
 }
 
-/// Which endpoint a row covers: an OCI endpoint kind, or an API route (method, template).
+/// Which endpoint a row covers: an OCI endpoint kind, an API route (method, template), or
+/// an App Registry endpoint kind.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Key {
     Oci(&'static str),
     Api(&'static str, &'static str),
+    Cnr(&'static str),
 }
 
 /// Every row: the endpoint, and how to prepare the call for a caller, case number `n` and
@@ -282,6 +336,12 @@ async fn prepare(key: &Key, f: &Fixture, who: Who, vis: Vis, n: usize) -> (Reque
     let (ns, short) = repo.split_once('/').expect("namespaced");
     let api_repo_path = format!("/api/v1/repositories/{ns}/{short}");
     let config = sha256(&f.image.config);
+    let pkg = format!("/cnr/api/v1/packages/{}", vis.package());
+    let listing = |path: &str| {
+        let mut r = request(Method::GET, path);
+        r.lists_private = Some(can_read(who, Vis::Private));
+        (r, 200)
+    };
     match key {
         Key::Oci("ApiVersion") => (request(Method::GET, "/v2/"), if who == Who::Anonymous { 401 } else { 200 }),
         Key::Oci("Catalog") => (request(Method::GET, "/v2/_catalog"), 200),
@@ -465,14 +525,14 @@ async fn prepare(key: &Key, f: &Fixture, who: Who, vis: Vis, n: usize) -> (Reque
         Key::Api("DELETE", "/api/v1/repositories/{namespace}/{repository}") => {
             // A repository like the fixture's, made for this case.
             let doomed = format!("acme/doomed{n}");
-            let visibility = if vis == Vis::Public { "public" } else { "private" };
+            let visibility = vis.as_str();
             f.admin_call(Method::POST, "/api/v1/repositories", json!({ "name": doomed, "visibility": visibility }))
                 .await;
             grant_fixture_permissions(&f.reg, &doomed).await;
             (request(Method::DELETE, format!("/api/v1/repositories/acme/doomed{n}")), api_repo(who, vis, true, 204))
         }
         Key::Api("PUT", "/api/v1/repositories/{namespace}/{repository}/visibility") => {
-            let same = if vis == Vis::Public { "public" } else { "private" };
+            let same = vis.as_str();
             let r =
                 with_json(request(Method::PUT, format!("{api_repo_path}/visibility")), json!({ "visibility": same }));
             (r, api_repo(who, vis, true, 204))
@@ -502,6 +562,44 @@ async fn prepare(key: &Key, f: &Fixture, who: Who, vis: Vis, n: usize) -> (Reque
             (request(Method::POST, "/api/v1/signing-keys/rotate"), superuser_only(who, 200))
         }
         Key::Api(method, path) => panic!("no row prepared for API route {method} {path}"),
+
+        Key::Cnr("Version") => (request(Method::GET, "/cnr/version"), 200),
+        Key::Cnr("Login") => {
+            let (user, pw) = f.credentials(who).unzip();
+            let body = json!({ "user": { "username": user, "password": pw } });
+            (
+                with_json(request(Method::POST, "/cnr/api/v1/users/login"), body),
+                if who == Who::Anonymous { 400 } else { 200 },
+            )
+        }
+        Key::Cnr("ListPackages") => listing("/cnr/api/v1/packages?namespace=acme"),
+        Key::Cnr("Search") => listing("/cnr/api/v1/packages/search?q=pkg"),
+        Key::Cnr("Push") => (with_json(request(Method::POST, pkg), app_push(&format!("2.0.{n}"), vis)), cnr_write(who)),
+        Key::Cnr("Releases") => (request(Method::GET, pkg), cnr_read(who, vis)),
+        Key::Cnr("ReleaseManifests") => (request(Method::GET, format!("{pkg}/1.0.0")), cnr_read(who, vis)),
+        Key::Cnr("Show") => (request(Method::GET, format!("{pkg}/1.0.0/helm")), cnr_read(who, vis)),
+        Key::Cnr("DeleteRelease") => {
+            let release = format!("3.0.{n}");
+            f.admin_call(Method::POST, &pkg, app_push(&release, vis)).await;
+            (request(Method::DELETE, format!("{pkg}/{release}/helm")), cnr_write(who))
+        }
+        Key::Cnr("Pull") => (request(Method::GET, format!("{pkg}/1.0.0/helm/pull")), cnr_read(who, vis)),
+        Key::Cnr("Blob") => {
+            let digest = sha256(b"chart 1.0.0").replace("sha256:", "");
+            (request(Method::GET, format!("{pkg}/blobs/sha256/{digest}")), cnr_read(who, vis))
+        }
+        Key::Cnr("Channels") => (request(Method::GET, format!("{pkg}/channels")), cnr_read(who, vis)),
+        Key::Cnr("Channel") => (request(Method::GET, format!("{pkg}/channels/stable")), cnr_read(who, vis)),
+        Key::Cnr("AddToChannel") => (request(Method::POST, format!("{pkg}/channels/a{n}/1.0.0")), cnr_write(who)),
+        Key::Cnr("RemoveFromChannel") => {
+            f.admin_call(Method::POST, &format!("{pkg}/channels/r{n}/1.0.0"), Value::Null).await;
+            (request(Method::DELETE, format!("{pkg}/channels/r{n}/1.0.0")), cnr_write(who))
+        }
+        Key::Cnr("DeleteChannel") => {
+            f.admin_call(Method::POST, &format!("{pkg}/channels/d{n}/1.0.0"), Value::Null).await;
+            (request(Method::DELETE, format!("{pkg}/channels/d{n}")), cnr_write(who))
+        }
+        Key::Cnr(other) => panic!("no row prepared for App Registry endpoint {other}"),
     }
 }
 
@@ -519,6 +617,7 @@ fn every_endpoint() -> Vec<Key> {
         };
         keys.push(Key::Api(method, path));
     }
+    keys.extend(berth_server::cnr::endpoint::KINDS.iter().map(|k| Key::Cnr(k)));
     keys
 }
 
@@ -582,10 +681,25 @@ async fn every_endpoint_for_every_caller() {
                     }
                     let r = builder.send().await.expect("request");
                     let status = r.status().as_u16();
-                    if status != expected {
-                        let body = r.text().await.unwrap_or_default();
+                    let body = r.text().await.unwrap_or_default();
+                    let listed = |name: &str| body.contains(&format!("\"{name}\""));
+                    let problem = if status != expected {
+                        Some(format!("expected {expected}, got {status}"))
+                    } else {
+                        req.lists_private
+                            .filter(|&private| {
+                                !listed(Vis::Public.package()) || listed(Vis::Private.package()) != private
+                            })
+                            .map(|private| {
+                                format!(
+                                    "expected the public package listed, the private one {}",
+                                    if private { "too" } else { "not" }
+                                )
+                            })
+                    };
+                    if let Some(problem) = problem {
                         failures.push(format!(
-                            "{key:?} {who:?} {vis:?}{}: expected {expected}, got {status}: {}",
+                            "{key:?} {who:?} {vis:?}{}: {problem}: {}",
                             if with_token { " (token)" } else { "" },
                             body.chars().take(160).collect::<String>()
                         ));

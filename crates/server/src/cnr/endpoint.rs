@@ -66,7 +66,49 @@ pub enum Endpoint {
     },
 }
 
+/// The name of every kind of endpoint (for tables that must cover them all).
+pub const KINDS: &[&str] = &[
+    "Version",
+    "Login",
+    "ListPackages",
+    "Search",
+    "Push",
+    "Releases",
+    "ReleaseManifests",
+    "Show",
+    "DeleteRelease",
+    "Pull",
+    "Blob",
+    "Channels",
+    "Channel",
+    "AddToChannel",
+    "RemoveFromChannel",
+    "DeleteChannel",
+];
+
 impl Endpoint {
+    /// This endpoint's entry in [`KINDS`].
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Endpoint::Version => "Version",
+            Endpoint::Login => "Login",
+            Endpoint::ListPackages => "ListPackages",
+            Endpoint::Search => "Search",
+            Endpoint::Push(_) => "Push",
+            Endpoint::Releases(_) => "Releases",
+            Endpoint::ReleaseManifests { .. } => "ReleaseManifests",
+            Endpoint::Show { .. } => "Show",
+            Endpoint::DeleteRelease { .. } => "DeleteRelease",
+            Endpoint::Pull { .. } => "Pull",
+            Endpoint::Blob { .. } => "Blob",
+            Endpoint::Channels(_) => "Channels",
+            Endpoint::Channel { .. } => "Channel",
+            Endpoint::AddToChannel { .. } => "AddToChannel",
+            Endpoint::RemoveFromChannel { .. } => "RemoveFromChannel",
+            Endpoint::DeleteChannel { .. } => "DeleteChannel",
+        }
+    }
+
     /// Whether the endpoint changes state (its traffic class and the right it needs).
     pub fn writes(&self) -> bool {
         matches!(
@@ -214,6 +256,31 @@ mod tests {
         assert_eq!(p(Method::PUT, "/cnr/api/v1/packages/ns/pkg"), Err(PathError::MethodNotAllowed("GET, POST")));
         assert_eq!(p(Method::GET, "/cnr/nothing"), Err(PathError::NotFound));
         assert!(matches!(p(Method::GET, "/cnr/api/v1/packages/NS/pkg"), Err(PathError::Name(_))));
+    }
+
+    #[test]
+    fn every_kind_is_listed_once() {
+        let samples = [
+            (Method::GET, "/cnr/version"),
+            (Method::POST, "/cnr/api/v1/users/login"),
+            (Method::GET, "/cnr/api/v1/packages"),
+            (Method::GET, "/cnr/api/v1/packages/search"),
+            (Method::POST, "/cnr/api/v1/packages/ns/pkg"),
+            (Method::GET, "/cnr/api/v1/packages/ns/pkg"),
+            (Method::GET, "/cnr/api/v1/packages/ns/pkg/1.0.0"),
+            (Method::GET, "/cnr/api/v1/packages/ns/pkg/1.0.0/helm"),
+            (Method::DELETE, "/cnr/api/v1/packages/ns/pkg/1.0.0/helm"),
+            (Method::GET, "/cnr/api/v1/packages/ns/pkg/1.0.0/helm/pull"),
+            (Method::GET, "/cnr/api/v1/packages/ns/pkg/blobs/sha256/abc"),
+            (Method::GET, "/cnr/api/v1/packages/ns/pkg/channels"),
+            (Method::GET, "/cnr/api/v1/packages/ns/pkg/channels/stable"),
+            (Method::POST, "/cnr/api/v1/packages/ns/pkg/channels/stable/1.0.0"),
+            (Method::DELETE, "/cnr/api/v1/packages/ns/pkg/channels/stable/1.0.0"),
+            (Method::DELETE, "/cnr/api/v1/packages/ns/pkg/channels/stable"),
+        ];
+        let kinds: Vec<&str> = samples.iter().map(|(m, p)| parse(m, p, None).expect("parses").kind()).collect();
+        assert_eq!(kinds, KINDS);
+        assert_eq!(KINDS.iter().collect::<std::collections::BTreeSet<_>>().len(), KINDS.len(), "no duplicates");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! grammar. Handlers are thin: check the caller, call one App Registry use case, render.
 //! Reads are answered from cached packages and listings, with `ETag`s and 304s.
 
-mod endpoint;
+pub mod endpoint;
 mod error;
 mod views;
 

@@ -7,6 +7,8 @@ mod sqlite;
 #[cfg(any(test, feature = "testing"))]
 pub mod testsuite;
 #[cfg(any(test, feature = "testing"))]
+mod testsuite_appregistry;
+#[cfg(any(test, feature = "testing"))]
 mod testsuite_tenancy;
 
 pub use sqlite::SqliteMetaStore;

@@ -15,6 +15,7 @@ pub async fn run(store: &dyn MetaStore) {
     listings(store).await;
     referrers(store).await;
     crate::testsuite_tenancy::run(store).await;
+    crate::testsuite_appregistry::run(store).await;
 }
 
 /// An audit row for `action` by the system.

@@ -70,17 +70,26 @@ async fn channel_releases(conn: &mut SqliteConnection, repository_id: i64, chann
 }
 
 /// After `channel` lost releases: deletes it when none are left, otherwise makes its highest
-/// remaining release current.
-async fn settle_channel(conn: &mut SqliteConnection, repository_id: i64, channel: &str) -> Result<()> {
+/// remaining release current (with `lost`, only if its current was that release).
+async fn settle_channel(
+    conn: &mut SqliteConnection,
+    repository_id: i64,
+    channel: &str,
+    lost: Option<&str>,
+) -> Result<()> {
     let remaining = channel_releases(conn, repository_id, channel).await?;
     let statement = match remaining.first() {
         None => sqlx::query("DELETE FROM app_channels WHERE repository_id = ? AND name = ?")
             .bind(repository_id)
             .bind(channel),
-        Some(highest) => sqlx::query("UPDATE app_channels SET current = ? WHERE repository_id = ? AND name = ?")
-            .bind(highest.clone())
-            .bind(repository_id)
-            .bind(channel),
+        Some(highest) => sqlx::query(
+            "UPDATE app_channels SET current = ?1 WHERE repository_id = ?2 AND name = ?3 \
+             AND (?4 IS NULL OR current = ?4)",
+        )
+        .bind(highest.clone())
+        .bind(repository_id)
+        .bind(channel)
+        .bind(lost),
     };
     statement.execute(&mut *conn).await.map_err(db_error)?;
     Ok(())
@@ -326,8 +335,9 @@ impl AppRegistryStore for SqliteMetaStore {
             .fetch_all(&mut *tx)
             .await
             .map_err(db_error)?;
+            // Only channels whose current release it was move; the others keep theirs.
             for channel in channels {
-                settle_channel(&mut tx, id, &channel).await?;
+                settle_channel(&mut tx, id, &channel, Some(release)).await?;
             }
         }
         insert_audit(&mut tx, audit).await?;
@@ -399,7 +409,7 @@ impl AppRegistryStore for SqliteMetaStore {
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
-        settle_channel(&mut tx, id, channel).await?;
+        settle_channel(&mut tx, id, channel, None).await?;
         insert_audit(&mut tx, audit).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(Some(()))

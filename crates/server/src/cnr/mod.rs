@@ -186,8 +186,14 @@ impl Call<'_> {
     /// with releases or channels to show.
     async fn readable(&self, package: &RepositoryName) -> CnrResult<(Principal, Arc<AppPackage>)> {
         let principal = self.principal().await?;
-        self.allowed(&principal, package, false).await?;
-        let found = self.state.apps.package(package).await?.ok_or_else(|| {
+        let found = self.state.apps.package(package).await?;
+        // Anyone may read a public package: the hot path needs no access decision (nor its
+        // query). Everything else is decided first, so a package the caller cannot read
+        // answers the same whether or not it exists.
+        if found.as_ref().is_none_or(|p| p.visibility != Visibility::Public) {
+            self.allowed(&principal, package, false).await?;
+        }
+        let found = found.ok_or_else(|| {
             CnrError::from(Error::PackageNotFound(format!("package {package} does not exist")))
                 .with_details(json!({ "package": package.as_str() }))
         })?;

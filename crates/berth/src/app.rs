@@ -5,6 +5,7 @@ use std::fs::File;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -16,6 +17,7 @@ use berth_core::tenancy::store::TenancyStore;
 use berth_core::tenancy::{AuditQueue, Tenancy, write_audit_batches};
 use berth_meta::SqliteMetaStore;
 use berth_server::auth::keys::KeyRing;
+use berth_server::observe::Observe;
 use berth_server::{AppState, Auth, Limits};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -30,6 +32,7 @@ pub struct Running {
     server: JoinHandle<std::io::Result<()>>,
     background: Vec<JoinHandle<()>>,
     meta: Arc<SqliteMetaStore>,
+    draining: Arc<AtomicBool>,
     _lock: File,
 }
 
@@ -58,6 +61,8 @@ pub struct Assembled {
 
 /// Opens a data directory's stores and builds the state every request is served from.
 pub async fn assemble(config: &Config) -> anyhow::Result<Assembled> {
+    // First, so that the caches built below record into it.
+    let observe = Observe::new(Duration::from_millis(config.observability.slow_request_ms));
     let meta = open_meta(config).await?;
     let blobs = Arc::new(FsBlobStore::open(config.data_dir.join("blobs")).context("opening the blob directory")?);
     let registry = Arc::new(Registry::new(meta.clone(), blobs.clone(), config.registry_config()));
@@ -71,6 +76,7 @@ pub async fn assemble(config: &Config) -> anyhow::Result<Assembled> {
         tenancy: Arc::new(tenancy),
         auth: Auth::new(config.auth_config(), keys),
         limits: Limits::new(&config.limits_config()),
+        observe,
     });
     Ok(Assembled { state, audit_queue, meta })
 }
@@ -88,10 +94,13 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     }
     let registry = state.registry.clone();
     let store: Arc<dyn MetaStore> = meta.clone();
+    let draining = state.observe.draining.clone();
+    let prometheus = state.observe.prometheus.clone();
 
     let listener = TcpListener::bind(config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = watch::channel(false);
+    let stopped_again = stopped.clone();
     let server = tokio::spawn(berth_server::serve(
         listener,
         berth_server::router(state.clone()),
@@ -99,17 +108,19 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     ));
     let background = vec![
         tokio::spawn(sweep_uploads(registry, config.uploads.clone(), until_stopped(stopped.clone()))),
-        tokio::spawn(reload_keys(state, until_stopped(stopped))),
+        tokio::spawn(reload_keys(state, until_stopped(stopped.clone()))),
         tokio::spawn(write_audit_batches(audit_queue, store)),
+        tokio::spawn(metrics_upkeep(prometheus, until_stopped(stopped_again))),
     ];
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "berth is serving");
-    Ok(Running { addr, stop, server, background, meta, _lock: lock })
+    Ok(Running { addr, stop, server, background, meta, draining, _lock: lock })
 }
 
 impl Running {
     /// Stops accepting, lets in-flight requests finish, flushes the audit log, and closes the
     /// stores.
     pub async fn stop(self) -> anyhow::Result<()> {
+        self.draining.store(true, Ordering::Release);
         let _ = self.stop.send(true);
         let served = self.server.await.context("server task")?;
         // The audit writer ends once the last handle to the application state is gone.
@@ -154,7 +165,11 @@ async fn sweep_uploads(
         }
         // Batch after batch while batches come back full; then wait for the next tick.
         loop {
-            match registry.sweep_stale_uploads(idle, BATCH).await {
+            let swept = registry.sweep_stale_uploads(idle, BATCH).await;
+            let outcome = if swept.is_ok() { "ok" } else { "error" };
+            metrics::counter!("berth_background_runs_total", "job" => "upload-sweep", "outcome" => outcome)
+                .increment(1);
+            match swept {
                 Ok(n) => {
                     if n > 0 {
                         tracing::info!(ended = n, "ended stale upload sessions");
@@ -185,8 +200,24 @@ async fn reload_keys(state: Arc<AppState>, stopped: impl Future<Output = ()>) {
             _ = every.tick() => {}
         }
         let Some(state) = weak.upgrade() else { return };
-        if let Err(e) = state.auth.keys.reload() {
+        let reloaded = state.auth.keys.reload();
+        let outcome = if reloaded.is_ok() { "ok" } else { "error" };
+        metrics::counter!("berth_background_runs_total", "job" => "key-reload", "outcome" => outcome).increment(1);
+        if let Err(e) = reloaded {
             tracing::warn!(error = %e, "re-reading the signing keys failed");
+        }
+    }
+}
+
+/// Drains the histogram samples Prometheus has not scraped yet, so they cannot pile up
+/// when nobody scrapes.
+async fn metrics_upkeep(prometheus: metrics_exporter_prometheus::PrometheusHandle, stopped: impl Future<Output = ()>) {
+    let mut every = tokio::time::interval(Duration::from_secs(5));
+    tokio::pin!(stopped);
+    loop {
+        tokio::select! {
+            _ = &mut stopped => return,
+            _ = every.tick() => prometheus.run_upkeep(),
         }
     }
 }

@@ -26,6 +26,20 @@ pub struct Config {
     pub database: DatabaseSection,
     pub auth: AuthSection,
     pub app_registry: AppRegistrySection,
+    pub observability: ObservabilitySection,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ObservabilitySection {
+    /// Requests slower than this (to the response head), in milliseconds, are logged.
+    pub slow_request_ms: u64,
+}
+
+impl Default for ObservabilitySection {
+    fn default() -> Self {
+        ObservabilitySection { slow_request_ms: 1000 }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -125,6 +139,7 @@ impl Default for Config {
             database: DatabaseSection::default(),
             auth: AuthSection::default(),
             app_registry: AppRegistrySection::default(),
+            observability: ObservabilitySection::default(),
         }
     }
 }

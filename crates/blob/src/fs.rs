@@ -62,6 +62,12 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 
 #[async_trait]
 impl BlobStore for FsBlobStore {
+    async fn ping(&self) -> Result<()> {
+        let metadata =
+            tokio::fs::metadata(&self.root).await.map_err(|e| Error::Backend(format!("blob directory: {e}")))?;
+        if metadata.is_dir() { Ok(()) } else { Err(Error::Backend("the blob directory is not a directory".into())) }
+    }
+
     async fn create(&self) -> Result<NewObject> {
         let key = uuid::Uuid::new_v4().simple().to_string();
         let path = self.path(&key)?;

@@ -27,6 +27,10 @@ fn missing(key: &str) -> Error {
 
 #[async_trait]
 impl BlobStore for MemoryBlobStore {
+    async fn ping(&self) -> Result<()> {
+        Ok(())
+    }
+
     async fn create(&self) -> Result<NewObject> {
         let key = uuid::Uuid::new_v4().simple().to_string();
         self.with_objects(|o| o.insert(key.clone(), Vec::new()));

@@ -47,18 +47,23 @@ impl Generations {
 /// A size-bounded cache of per-repository lookups.
 pub struct RepoCache<V> {
     entries: Cache<(String, String, u64), V>,
+    hits: metrics::Counter,
+    misses: metrics::Counter,
 }
 
 impl<V: Clone + Send + Sync + 'static> RepoCache<V> {
     /// `weigh` estimates an entry's size in bytes; the cache holds at most `max_bytes`.
-    pub fn new(max_bytes: u64, weigh: fn(&V) -> u32) -> Self {
+    /// `name` labels its hit and miss counts in the metrics.
+    pub fn new(name: &'static str, max_bytes: u64, weigh: fn(&V) -> u32) -> Self {
         let entries = Cache::builder()
             .max_capacity(max_bytes)
             .weigher(move |k: &(String, String, u64), v: &V| {
                 weigh(v).saturating_add(u32::try_from(k.0.len() + k.1.len() + 64).unwrap_or(u32::MAX))
             })
             .build();
-        RepoCache { entries }
+        let count =
+            |result: &'static str| metrics::counter!("berth_cache_requests_total", "cache" => name, "result" => result);
+        RepoCache { entries, hits: count("hit"), misses: count("miss") }
     }
 
     pub async fn get_or_load<F>(&self, generations: &Generations, repository: &str, key: &str, load: F) -> Result<V>
@@ -66,10 +71,13 @@ impl<V: Clone + Send + Sync + 'static> RepoCache<V> {
         F: Future<Output = Result<V>>,
     {
         let generation = generations.current(repository);
-        self.entries
-            .try_get_with((repository.to_owned(), key.to_owned(), generation), load)
-            .await
-            .map_err(|e: std::sync::Arc<Error>| (*e).clone())
+        let key = (repository.to_owned(), key.to_owned(), generation);
+        if let Some(value) = self.entries.get(&key).await {
+            self.hits.increment(1);
+            return Ok(value);
+        }
+        self.misses.increment(1);
+        self.entries.try_get_with(key, load).await.map_err(|e: std::sync::Arc<Error>| (*e).clone())
     }
 }
 
@@ -82,7 +90,7 @@ mod tests {
     #[tokio::test]
     async fn bump_invalidates_and_misses_coalesce() {
         let generations = Generations::default();
-        let cache: RepoCache<u64> = RepoCache::new(1 << 20, |_| 8);
+        let cache: RepoCache<u64> = RepoCache::new("test", 1 << 20, |_| 8);
         let loads = Arc::new(AtomicUsize::new(0));
         let load = |v: u64| {
             let loads = loads.clone();

@@ -92,6 +92,8 @@ pub trait MetaStore: TenancyStore + AppRegistryStore + Send + Sync + 'static {
     /// Returns whether it was created.
     async fn ensure_repository(&self, name: &RepositoryName, creator: &Principal, audit: &AuditEntry) -> Result<bool>;
     async fn repository_exists(&self, name: &RepositoryName) -> Result<bool>;
+    /// Fails when the database cannot be reached (readiness).
+    async fn ping(&self) -> Result<()>;
 
     /// The blob, if `name` may serve it.
     async fn repository_blob(&self, name: &RepositoryName, digest: &Digest) -> Result<Option<BlobRecord>>;
@@ -185,4 +187,6 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn read(&self, key: &str, range: Option<(u64, u64)>) -> Result<ByteStream>;
     /// Removes the object (or abandons an unfinished upload); missing objects are fine.
     async fn delete(&self, key: &str) -> Result<()>;
+    /// Fails when the store cannot be reached (readiness).
+    async fn ping(&self) -> Result<()>;
 }

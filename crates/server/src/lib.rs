@@ -6,6 +6,7 @@ pub mod api;
 pub mod auth;
 pub mod cnr;
 mod limits;
+pub mod observe;
 mod oci;
 
 use std::future::Future;
@@ -33,6 +34,7 @@ pub struct AppState {
     pub tenancy: Arc<Tenancy>,
     pub auth: Auth,
     pub limits: Limits,
+    pub observe: observe::Observe,
 }
 
 /// The token service: its configuration, signing keys, and tokens verified lately.
@@ -63,6 +65,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v2", any(oci::dispatch))
         .route("/v2/", any(oci::dispatch))
         .route("/v2/{*rest}", any(oci::dispatch))
+        .route("/metrics", get(observe::metrics))
+        .route("/healthz", get(observe::healthz))
+        .route("/readyz", get(observe::readyz))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), observe::observe))
         .with_state(state)
 }
 

@@ -38,31 +38,72 @@ impl Default for LimitsConfig {
     }
 }
 
+/// One class's budget: its slots and how many it has.
+struct Budget {
+    slots: Arc<Semaphore>,
+    capacity: usize,
+}
+
+impl Budget {
+    fn new(capacity: u32) -> Budget {
+        Budget { slots: Arc::new(Semaphore::new(capacity as usize)), capacity: capacity as usize }
+    }
+}
+
 pub struct Limits {
-    pull: Arc<Semaphore>,
-    push: Arc<Semaphore>,
-    app_read: Arc<Semaphore>,
-    app_write: Arc<Semaphore>,
+    pull: Budget,
+    push: Budget,
+    app_read: Budget,
+    app_write: Budget,
+}
+
+impl TrafficClass {
+    pub const ALL: [TrafficClass; 4] =
+        [TrafficClass::Pull, TrafficClass::Push, TrafficClass::AppRead, TrafficClass::AppWrite];
+
+    /// The class's name in metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrafficClass::Pull => "pull",
+            TrafficClass::Push => "push",
+            TrafficClass::AppRead => "appr-read",
+            TrafficClass::AppWrite => "appr-write",
+        }
+    }
 }
 
 impl Limits {
     pub fn new(config: &LimitsConfig) -> Limits {
         Limits {
-            pull: Arc::new(Semaphore::new(config.pull_concurrency as usize)),
-            push: Arc::new(Semaphore::new(config.push_concurrency as usize)),
-            app_read: Arc::new(Semaphore::new(config.app_read_concurrency as usize)),
-            app_write: Arc::new(Semaphore::new(config.app_write_concurrency as usize)),
+            pull: Budget::new(config.pull_concurrency),
+            push: Budget::new(config.push_concurrency),
+            app_read: Budget::new(config.app_read_concurrency),
+            app_write: Budget::new(config.app_write_concurrency),
         }
     }
 
-    /// A slot in `class`, held until the response body is done; `None` when it is full.
-    pub fn admit(&self, class: TrafficClass) -> Option<OwnedSemaphorePermit> {
-        let budget = match class {
+    fn budget(&self, class: TrafficClass) -> &Budget {
+        match class {
             TrafficClass::Pull => &self.pull,
             TrafficClass::Push => &self.push,
             TrafficClass::AppRead => &self.app_read,
             TrafficClass::AppWrite => &self.app_write,
-        };
-        budget.clone().try_acquire_owned().ok()
+        }
+    }
+
+    /// A slot in `class`, held until the response body is done; `None` (counted as shed)
+    /// when it is full.
+    pub fn admit(&self, class: TrafficClass) -> Option<OwnedSemaphorePermit> {
+        let permit = self.budget(class).slots.clone().try_acquire_owned().ok();
+        if permit.is_none() {
+            metrics::counter!("berth_requests_shed_total", "class" => class.as_str()).increment(1);
+        }
+        permit
+    }
+
+    /// Requests of `class` being served now.
+    pub fn in_flight(&self, class: TrafficClass) -> usize {
+        let budget = self.budget(class);
+        budget.capacity.saturating_sub(budget.slots.available_permits())
     }
 }

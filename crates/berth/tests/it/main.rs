@@ -12,6 +12,7 @@ mod durability;
 mod listing;
 mod manifests;
 mod matrix;
+mod observability;
 mod openapi;
 mod referrers;
 mod support;

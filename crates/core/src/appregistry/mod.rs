@@ -192,14 +192,14 @@ fn namespace_key(namespace: &str) -> String {
 
 impl AppRegistry {
     pub fn new(meta: Arc<dyn MetaStore>, blobs: Arc<dyn BlobStore>, config: AppRegistryConfig) -> AppRegistry {
-        let packages = RepoCache::new(config.cache_bytes / 2, |p: &Option<Arc<AppPackage>>| {
+        let packages = RepoCache::new("appr-packages", config.cache_bytes / 2, |p: &Option<Arc<AppPackage>>| {
             p.as_ref().map_or(64, |p| {
                 let releases: usize = p.releases.iter().map(|r| 200 + r.metadata.as_ref().map_or(0, String::len)).sum();
                 let channels: usize = p.channels.iter().map(|c| 64 + c.releases.len() * 24).sum();
                 u32::try_from(128 + releases + channels).unwrap_or(u32::MAX)
             })
         });
-        let listings = RepoCache::new(config.cache_bytes / 2, |l: &Arc<Listing>| {
+        let listings = RepoCache::new("appr-listings", config.cache_bytes / 2, |l: &Arc<Listing>| {
             let packages: usize = l.packages.iter().map(|p| 160 + p.releases.len() * 24).sum();
             // The rendered view is about the size of the packages again.
             u32::try_from(2 * packages + 64).unwrap_or(u32::MAX)

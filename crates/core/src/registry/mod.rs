@@ -63,13 +63,14 @@ pub struct Registry {
 
 impl Registry {
     pub fn new(meta: Arc<dyn MetaStore>, blobs: Arc<dyn BlobStore>, config: RegistryConfig) -> Registry {
-        let manifest_cache = RepoCache::new(config.manifest_cache_bytes, |m: &Option<Arc<ManifestRecord>>| {
-            m.as_ref().map_or(0, |m| u32::try_from(m.bytes.len() + m.media_type.len() + 160).unwrap_or(u32::MAX))
-        });
-        let blob_cache = RepoCache::new(config.blob_cache_bytes, |b: &Option<BlobRecord>| {
+        let manifest_cache =
+            RepoCache::new("manifests", config.manifest_cache_bytes, |m: &Option<Arc<ManifestRecord>>| {
+                m.as_ref().map_or(0, |m| u32::try_from(m.bytes.len() + m.media_type.len() + 160).unwrap_or(u32::MAX))
+            });
+        let blob_cache = RepoCache::new("blobs", config.blob_cache_bytes, |b: &Option<BlobRecord>| {
             b.as_ref().map_or(0, |b| u32::try_from(b.storage_key.len() + 200).unwrap_or(u32::MAX))
         });
-        let tag_cache = RepoCache::new(config.manifest_cache_bytes / 4, |t: &Option<Arc<Vec<String>>>| {
+        let tag_cache = RepoCache::new("tags", config.manifest_cache_bytes / 4, |t: &Option<Arc<Vec<String>>>| {
             t.as_ref().map_or(0, |t| u32::try_from(t.iter().map(|s| s.len() + 24).sum::<usize>()).unwrap_or(u32::MAX))
         });
         Registry {
@@ -82,6 +83,12 @@ impl Registry {
             tag_cache,
             upload_locks: UploadLocks::default(),
         }
+    }
+
+    /// Whether both stores answer (readiness).
+    pub async fn check_stores(&self) -> crate::Result<()> {
+        self.meta.ping().await?;
+        self.blobs.ping().await
     }
 
     pub fn config(&self) -> &RegistryConfig {

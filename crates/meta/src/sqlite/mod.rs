@@ -88,6 +88,11 @@ impl MetaStore for SqliteMetaStore {
         Ok(created)
     }
 
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.reader).await.map_err(db_error)?;
+        Ok(())
+    }
+
     async fn repository_exists(&self, name: &RepositoryName) -> Result<bool> {
         let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM repositories WHERE name = ?")
             .bind(name.as_str())

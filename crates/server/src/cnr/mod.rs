@@ -21,6 +21,7 @@ use berth_oci::RepositoryName;
 use serde_json::{Value, json};
 
 use crate::limits::TrafficClass;
+use crate::observe::RouteLabel;
 use crate::oci::response::{self, HoldPermit};
 use crate::{AppState, ClientAddr};
 use endpoint::Endpoint;
@@ -37,11 +38,24 @@ pub async fn dispatch(State(state): State<Arc<AppState>>, request: Request<Body>
     };
     let class =
         if endpoint.writes() || endpoint == Endpoint::Login { TrafficClass::AppWrite } else { TrafficClass::AppRead };
+    let label = RouteLabel { class: class.as_str(), route: endpoint.kind() };
+    let mut response = respond(&state, endpoint, class, parts, body).await;
+    response.extensions_mut().insert(label);
+    response
+}
+
+async fn respond(
+    state: &AppState,
+    endpoint: Endpoint,
+    class: TrafficClass,
+    parts: axum::http::request::Parts,
+    body: Body,
+) -> Response<Body> {
     let Some(permit) = state.limits.admit(class) else {
         return CnrError::from(Error::TooManyRequests { retry_after_secs: 1 }).into_response();
     };
     let request = Call {
-        state: &state,
+        state,
         headers: &parts.headers,
         client_ip: parts.extensions.get::<ClientAddr>().map(|a| a.0.ip()),
         query: form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes()).into_owned().collect(),

@@ -23,6 +23,7 @@ use futures_util::TryStreamExt;
 
 use crate::auth::{self, Decision, Need, Rejection};
 use crate::limits::TrafficClass;
+use crate::observe::RouteLabel;
 use crate::{AppState, ClientAddr};
 use response::HoldPermit;
 
@@ -32,12 +33,26 @@ pub async fn dispatch(State(state): State<Arc<AppState>>, request: Request<Body>
         Ok(endpoint) => endpoint,
         Err(e) => return with_api_version(error::path_error(e)),
     };
-    let Some(permit) = state.limits.admit(traffic_class(&endpoint)) else {
+    let class = traffic_class(&endpoint);
+    let label = RouteLabel { class: class.as_str(), route: endpoint.kind() };
+    let mut response = respond(&state, endpoint, class, parts, body).await;
+    response.extensions_mut().insert(label);
+    response
+}
+
+async fn respond(
+    state: &Arc<AppState>,
+    endpoint: Endpoint,
+    class: TrafficClass,
+    parts: axum::http::request::Parts,
+    body: Body,
+) -> Response<Body> {
+    let Some(permit) = state.limits.admit(class) else {
         return with_api_version(error::response(Error::TooManyRequests { retry_after_secs: 1 }));
     };
     let headers = &parts.headers;
     let client_ip = parts.extensions.get::<ClientAddr>().map(|a| a.0.ip());
-    let actor = match authorize(&state, &endpoint, headers, client_ip).await {
+    let actor = match authorize(state, &endpoint, headers, client_ip).await {
         Ok(principal) => Actor { principal, client_ip },
         Err(refusal) => return with_api_version(refusal),
     };
@@ -58,7 +73,7 @@ pub async fn dispatch(State(state): State<Arc<AppState>>, request: Request<Body>
         Endpoint::DeleteManifest { name, reference } => manifests::delete(registry, &name, &reference, &actor).await,
         Endpoint::GetBlob { name, digest, head } => blobs::get(registry, &name, &digest, head, headers).await,
         Endpoint::DeleteBlob { name, digest } => blobs::delete(registry, &name, &digest, &actor).await,
-        Endpoint::StartUpload { name, start } => uploads::start(&state, &name, start, headers, body, &actor).await,
+        Endpoint::StartUpload { name, start } => uploads::start(state, &name, start, headers, body, &actor).await,
         Endpoint::GetUpload { name, id } => uploads::status(registry, &name, &id).await,
         Endpoint::PatchUpload { name, id } => uploads::patch(registry, &name, &id, headers, body).await,
         Endpoint::PutUpload { name, id, digest } => uploads::put(registry, &name, &id, &digest, headers, body).await,

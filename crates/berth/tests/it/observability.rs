@@ -1,0 +1,116 @@
+//! `/metrics`, `/healthz`, `/readyz`, request ids, and traffic classes that shed on their own.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use reqwest::{Method, StatusCode};
+
+use crate::support::{TestRegistry, anonymous_client, tool_available};
+
+async fn metrics_text(registry: &TestRegistry) -> String {
+    let r = anonymous_client().get(format!("{}/metrics", registry.base)).send().await.expect("scrape");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers()["content-type"].to_str().is_ok_and(|t| t.starts_with("text/plain")));
+    r.text().await.expect("text")
+}
+
+/// The value of the first sample line starting with `prefix` (name and labels).
+fn sample(text: &str, prefix: &str) -> Option<f64> {
+    text.lines().find(|l| l.starts_with(prefix)).and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_class_route_and_status_and_pass_promtool() {
+    let registry = TestRegistry::start().await;
+    registry.push_image("acme/app", "v1", &[b"layer"]).await;
+    for _ in 0..2 {
+        assert_eq!(registry.send(Method::GET, "/v2/acme/app/manifests/v1").await.status(), StatusCode::OK);
+    }
+    assert_eq!(registry.send(Method::GET, "/v2/acme/app/manifests/missing").await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(registry.send(Method::GET, "/cnr/api/v1/packages").await.status(), StatusCode::OK);
+    assert_eq!(registry.send(Method::GET, "/api/v1/user").await.status(), StatusCode::OK);
+
+    let text = metrics_text(&registry).await;
+    for expected in [
+        r#"berth_http_requests_total{class="pull",route="GetManifest",status="200"}"#,
+        r#"berth_http_requests_total{class="pull",route="GetManifest",status="404"}"#,
+        r#"berth_http_requests_total{class="push",route="PutManifest",status="201"}"#,
+        r#"berth_http_requests_total{class="appr-read",route="ListPackages",status="200"}"#,
+        r#"berth_http_requests_total{class="api",route="/api/v1/user",status="200"}"#,
+        r#"berth_http_request_duration_seconds_bucket{class="pull",route="GetManifest",le="0.5"}"#,
+        r#"berth_requests_in_flight{class="appr-read"}"#,
+        r#"berth_cache_requests_total{cache="manifests",result="hit"}"#,
+        r#"berth_cache_requests_total{cache="appr-listings",result="miss"}"#,
+        r#"berth_background_runs_total{job="upload-sweep",outcome="ok"}"#,
+    ] {
+        assert!(sample(&text, expected).is_some(), "{expected} missing from:\n{text}");
+    }
+    // Labels never carry a repository.
+    assert!(!text.contains("acme/app"), "{text}");
+
+    if tool_available("promtool") {
+        let mut child = Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("promtool runs");
+        child.stdin.take().expect("stdin").write_all(text.as_bytes()).expect("feed promtool");
+        let output = child.wait_with_output().expect("promtool finishes");
+        assert!(
+            output.status.success(),
+            "promtool check metrics: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    registry.stop().await;
+}
+
+#[tokio::test]
+async fn a_saturated_class_sheds_while_the_others_get_through() {
+    // No App Registry read may run at all: the class is saturated from the start.
+    let registry = TestRegistry::start_with(|c| c.limits.app_read_concurrency = 0).await;
+    registry.push_image("acme/app", "v1", &[b"layer"]).await;
+    for _ in 0..3 {
+        let r = registry.send(Method::GET, "/cnr/api/v1/packages").await;
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(r.headers().contains_key("retry-after"));
+        let body: serde_json::Value = r.json().await.expect("App Registry error JSON");
+        assert_eq!(body["error"]["code"], "too-many-requests");
+    }
+    assert_eq!(registry.send(Method::GET, "/v2/acme/app/manifests/v1").await.status(), StatusCode::OK);
+
+    let text = metrics_text(&registry).await;
+    assert!(sample(&text, r#"berth_requests_shed_total{class="appr-read"}"#).is_some_and(|n| n >= 3.0), "{text}");
+    assert!(sample(&text, r#"berth_requests_shed_total{class="pull"}"#).is_none(), "{text}");
+    let shed = r#"berth_http_requests_total{class="appr-read",route="ListPackages",status="429"}"#;
+    assert!(sample(&text, shed).is_some_and(|n| n >= 3.0), "{text}");
+    registry.stop().await;
+}
+
+#[tokio::test]
+async fn every_response_carries_a_request_id_and_the_probes_answer() {
+    let registry = TestRegistry::start().await;
+    let client = anonymous_client();
+    let url = format!("{}/healthz", registry.base);
+    let generated = client.get(&url).send().await.expect("healthz");
+    assert_eq!(generated.status(), StatusCode::OK);
+    let id = generated.headers()["x-request-id"].to_str().expect("ascii").to_owned();
+    assert!(id.len() >= 16, "{id}");
+    let other = client.get(&url).send().await.expect("healthz");
+    assert_ne!(other.headers()["x-request-id"].to_str().ok(), Some(id.as_str()), "ids differ per request");
+    // A sane id from the client is kept (to follow a request through proxies); others are replaced.
+    let chosen = client.get(&url).header("x-request-id", "trace-42.a").send().await.expect("healthz");
+    assert_eq!(chosen.headers()["x-request-id"], "trace-42.a");
+    let hostile = client.get(&url).header("x-request-id", "x".repeat(200)).send().await.expect("healthz");
+    assert_ne!(hostile.headers()["x-request-id"].to_str().ok(), Some("x".repeat(200).as_str()));
+    // Errors carry one too.
+    let missing = client.get(format!("{}/v2/acme/none/tags/list", registry.base)).send().await.expect("get");
+    assert!(missing.headers().contains_key("x-request-id"));
+
+    let ready = client.get(format!("{}/readyz", registry.base)).send().await.expect("readyz");
+    assert_eq!(ready.status(), StatusCode::OK);
+    registry.stop().await;
+}

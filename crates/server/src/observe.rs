@@ -1,0 +1,160 @@
+//! Seeing what the server does: a request id and one metrics sample per request, slow
+//! requests logged, Prometheus text at `/metrics`, and the `/healthz` and `/readyz` probes.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tracing::Instrument;
+
+use crate::AppState;
+use crate::limits::TrafficClass;
+
+/// Which class and route a response belongs to, set by the dispatchers (whose routes are
+/// wildcards to axum) so that metrics are labelled by endpoint, never by repository.
+#[derive(Clone, Copy, Debug)]
+pub struct RouteLabel {
+    pub class: &'static str,
+    pub route: &'static str,
+}
+
+/// Latency buckets, in seconds: from a cached manifest to a large blob.
+const BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
+/// The process's Prometheus recorder (installed once; every server in the process shares it).
+pub fn prometheus() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), BUCKETS)
+                .map(PrometheusBuilder::build_recorder)
+                .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("another metrics recorder is installed; /metrics will be empty");
+            }
+            describe();
+            handle
+        })
+        .clone()
+}
+
+/// The help text of every metric Berth records.
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!("berth_http_requests_total", "Requests answered, by traffic class, route and status.");
+    describe_histogram!(
+        "berth_http_request_duration_seconds",
+        Unit::Seconds,
+        "Time to the response head, by traffic class and route."
+    );
+    describe_gauge!("berth_requests_in_flight", "Requests of each traffic class being served now.");
+    describe_counter!("berth_requests_shed_total", "Requests refused with 429 because their class was over budget.");
+    describe_counter!("berth_cache_requests_total", "Cache lookups, by cache and result (hit or miss).");
+    describe_counter!("berth_background_runs_total", "Runs of background jobs, by job and outcome.");
+}
+
+/// Request ids a client may choose: short, and safe in a header and a log line.
+fn client_request_id(headers: &HeaderMap) -> Option<HeaderValue> {
+    let value = headers.get("x-request-id")?;
+    let text = value.to_str().ok()?;
+    let sane =
+        !text.is_empty() && text.len() <= 64 && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+    sane.then(|| value.clone())
+}
+
+/// The class of a request no dispatcher labelled.
+fn class_of_path(path: &str) -> &'static str {
+    if path.starts_with("/api/") {
+        "api"
+    } else if path.starts_with("/v2/auth") {
+        "auth"
+    } else {
+        "other"
+    }
+}
+
+/// Wraps every request: gives it an id (the client's `X-Request-Id` if sane), runs it in a
+/// span carrying that id, and records its count and latency (to the response head; blob
+/// bodies stream on) by class, route and status.
+pub async fn observe(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let id = client_request_id(request.headers())
+        .unwrap_or_else(|| crate::oci::response::value(uuid::Uuid::new_v4().simple().to_string()));
+    let matched = request.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned());
+    let fallback_class = class_of_path(request.uri().path());
+    let method = request.method().clone();
+    let span = tracing::info_span!("request", id = id.to_str().unwrap_or(""), %method);
+    let mut response = next.run(request).instrument(span.clone()).await;
+    let elapsed = started.elapsed();
+    let (class, route) = match response.extensions().get::<RouteLabel>() {
+        Some(label) => (label.class, label.route.to_owned()),
+        None => (fallback_class, matched.unwrap_or_else(|| "unmatched".into())),
+    };
+    let status = response.status().as_u16();
+    metrics::counter!("berth_http_requests_total", "class" => class, "route" => route.clone(), "status" => status.to_string())
+        .increment(1);
+    metrics::histogram!("berth_http_request_duration_seconds", "class" => class, "route" => route.clone())
+        .record(elapsed.as_secs_f64());
+    if elapsed >= state.observe.slow_request {
+        let elapsed_ms = elapsed.as_millis() as u64;
+        tracing::warn!(parent: &span, class, route, status, elapsed_ms, "slow request");
+    }
+    response.headers_mut().insert("x-request-id", id);
+    response
+}
+
+/// Observability settings and state shared by the handlers.
+pub struct Observe {
+    pub prometheus: PrometheusHandle,
+    /// Requests slower than this (to the response head) are logged.
+    pub slow_request: Duration,
+    /// Set when shutdown begins: `/readyz` turns false so load balancers stop sending.
+    pub draining: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Observe {
+    pub fn new(slow_request: Duration) -> Observe {
+        Observe { prometheus: prometheus(), slow_request, draining: Default::default() }
+    }
+}
+
+pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    for class in TrafficClass::ALL {
+        metrics::gauge!("berth_requests_in_flight", "class" => class.as_str())
+            .set(state.limits.in_flight(class) as f64);
+    }
+    let mut response = state.observe.prometheus.render().into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+    response
+}
+
+/// The process is up and serving.
+pub async fn healthz() -> Response {
+    (StatusCode::OK, "ok\n").into_response()
+}
+
+/// Ready for traffic: not draining, and the metadata and blob stores answer.
+pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    if state.observe.draining.load(Ordering::Acquire) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response();
+    }
+    match state.registry.check_stores().await {
+        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            let mut response = Response::new(Body::from(format!("not ready: {e}\n")));
+            *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+            response
+        }
+    }
+}

@@ -110,6 +110,10 @@ pub struct LimitsSection {
     pub app_read_concurrency: u32,
     /// App Registry writes (pushes, deletes, channel changes) served at once.
     pub app_write_concurrency: u32,
+    /// Management API requests served at once.
+    pub api_concurrency: u32,
+    /// Token requests (`/v2/auth`, which hash passwords) served at once.
+    pub auth_concurrency: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -181,6 +185,8 @@ impl Default for LimitsSection {
             push_concurrency: limits.push_concurrency,
             app_read_concurrency: limits.app_read_concurrency,
             app_write_concurrency: limits.app_write_concurrency,
+            api_concurrency: limits.api_concurrency,
+            auth_concurrency: limits.auth_concurrency,
         }
     }
 }
@@ -273,6 +279,8 @@ impl Config {
             push_concurrency: l.push_concurrency,
             app_read_concurrency: l.app_read_concurrency,
             app_write_concurrency: l.app_write_concurrency,
+            api_concurrency: l.api_concurrency,
+            auth_concurrency: l.auth_concurrency,
         }
     }
 }

@@ -61,7 +61,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/cnr", any(cnr::dispatch))
         .route("/cnr/", any(cnr::dispatch))
         .route("/cnr/{*rest}", any(cnr::dispatch))
-        .merge(api::router())
+        .merge(api::router(state.clone()))
         .route("/v2", any(oci::dispatch))
         .route("/v2/", any(oci::dispatch))
         .route("/v2/{*rest}", any(oci::dispatch))

@@ -17,6 +17,10 @@ pub enum TrafficClass {
     AppRead,
     /// App Registry writes (pushes, deletes, channel changes).
     AppWrite,
+    /// The management API.
+    Api,
+    /// The token service (`/v2/auth`), where passwords are hashed.
+    Auth,
 }
 
 #[derive(Clone, Debug)]
@@ -25,6 +29,8 @@ pub struct LimitsConfig {
     pub push_concurrency: u32,
     pub app_read_concurrency: u32,
     pub app_write_concurrency: u32,
+    pub api_concurrency: u32,
+    pub auth_concurrency: u32,
 }
 
 impl Default for LimitsConfig {
@@ -34,6 +40,8 @@ impl Default for LimitsConfig {
             push_concurrency: 256,
             app_read_concurrency: 512,
             app_write_concurrency: 32,
+            api_concurrency: 128,
+            auth_concurrency: 64,
         }
     }
 }
@@ -55,11 +63,19 @@ pub struct Limits {
     push: Budget,
     app_read: Budget,
     app_write: Budget,
+    api: Budget,
+    auth: Budget,
 }
 
 impl TrafficClass {
-    pub const ALL: [TrafficClass; 4] =
-        [TrafficClass::Pull, TrafficClass::Push, TrafficClass::AppRead, TrafficClass::AppWrite];
+    pub const ALL: [TrafficClass; 6] = [
+        TrafficClass::Pull,
+        TrafficClass::Push,
+        TrafficClass::AppRead,
+        TrafficClass::AppWrite,
+        TrafficClass::Api,
+        TrafficClass::Auth,
+    ];
 
     /// The class's name in metrics and logs.
     pub fn as_str(self) -> &'static str {
@@ -68,6 +84,8 @@ impl TrafficClass {
             TrafficClass::Push => "push",
             TrafficClass::AppRead => "appr-read",
             TrafficClass::AppWrite => "appr-write",
+            TrafficClass::Api => "api",
+            TrafficClass::Auth => "auth",
         }
     }
 }
@@ -79,6 +97,8 @@ impl Limits {
             push: Budget::new(config.push_concurrency),
             app_read: Budget::new(config.app_read_concurrency),
             app_write: Budget::new(config.app_write_concurrency),
+            api: Budget::new(config.api_concurrency),
+            auth: Budget::new(config.auth_concurrency),
         }
     }
 
@@ -88,6 +108,8 @@ impl Limits {
             TrafficClass::Push => &self.push,
             TrafficClass::AppRead => &self.app_read,
             TrafficClass::AppWrite => &self.app_write,
+            TrafficClass::Api => &self.api,
+            TrafficClass::Auth => &self.auth,
         }
     }
 

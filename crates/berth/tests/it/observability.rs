@@ -70,8 +70,14 @@ async fn metrics_count_requests_by_class_route_and_status_and_pass_promtool() {
 
 #[tokio::test]
 async fn a_saturated_class_sheds_while_the_others_get_through() {
-    // No App Registry read may run at all: the class is saturated from the start.
-    let registry = TestRegistry::start_with(|c| c.limits.app_read_concurrency = 0).await;
+    // No App Registry read, API or token request may run at all: those classes are
+    // saturated from the start.
+    let registry = TestRegistry::start_with(|c| {
+        c.limits.app_read_concurrency = 0;
+        c.limits.api_concurrency = 0;
+        c.limits.auth_concurrency = 0;
+    })
+    .await;
     registry.push_image("acme/app", "v1", &[b"layer"]).await;
     for _ in 0..3 {
         let r = registry.send(Method::GET, "/cnr/api/v1/packages").await;
@@ -80,10 +86,21 @@ async fn a_saturated_class_sheds_while_the_others_get_through() {
         let body: serde_json::Value = r.json().await.expect("App Registry error JSON");
         assert_eq!(body["error"]["code"], "too-many-requests");
     }
+    // Each protocol sheds in its own format.
+    let api = registry.send(Method::GET, "/api/v1/user").await;
+    assert_eq!(api.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(api.headers().contains_key("retry-after"));
+    assert_eq!(api.headers()["content-type"], "application/problem+json");
+    let token = registry.send(Method::GET, "/v2/auth?service=berth").await;
+    crate::support::expect_error(token, StatusCode::TOO_MANY_REQUESTS, "TOOMANYREQUESTS").await;
     assert_eq!(registry.send(Method::GET, "/v2/acme/app/manifests/v1").await.status(), StatusCode::OK);
 
     let text = metrics_text(&registry).await;
     assert!(sample(&text, r#"berth_requests_shed_total{class="appr-read"}"#).is_some_and(|n| n >= 3.0), "{text}");
+    for class in ["api", "auth"] {
+        let shed = format!("berth_requests_shed_total{{class=\"{class}\"}}");
+        assert!(sample(&text, &shed).is_some_and(|n| n >= 1.0), "{shed}: {text}");
+    }
     assert!(sample(&text, r#"berth_requests_shed_total{class="pull"}"#).is_none(), "{text}");
     let shed = r#"berth_http_requests_total{class="appr-read",route="ListPackages",status="429"}"#;
     assert!(sample(&text, shed).is_some_and(|n| n >= 3.0), "{text}");

@@ -90,7 +90,7 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<State>)> {
 }
 
 /// The API's router, built from [`routes`]; unknown paths answer with problem JSON too.
-pub fn router() -> Router<State> {
+pub fn router(state: State) -> Router<State> {
     let mut router = Router::new();
     for (_, path, handler) in routes() {
         router = router.route(path, handler);
@@ -98,6 +98,20 @@ pub fn router() -> Router<State> {
     router
         .fallback(|| async { ApiError(Error::NotFound("no such API endpoint".into())) })
         .layer(axum::middleware::map_response(routing_errors_as_problems))
+        .layer(axum::middleware::from_fn_with_state(state, admit))
+}
+
+/// Admits a request into the API's traffic class, or sheds it with a 429 problem.
+async fn admit(
+    axum::extract::State(state): axum::extract::State<State>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match state.limits.admit(crate::TrafficClass::Api) {
+        // API answers are complete when the handler returns; the slot goes with them.
+        Some(_permit) => next.run(request).await,
+        None => ApiError(Error::TooManyRequests { retry_after_secs: 1 }).into_response(),
+    }
 }
 
 /// Errors axum answers itself, before any handler runs, come as plain text: a body over its

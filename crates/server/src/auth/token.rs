@@ -15,12 +15,17 @@ use serde_json::json;
 
 use super::jwt::{self, Access, Claims, Subject};
 use super::{Credentials, credentials, now_secs};
+use crate::TrafficClass;
 use crate::{AppState, ClientAddr};
 
 /// Scopes honoured per request; more are ignored.
 const MAX_SCOPES: usize = 32;
 
 pub async fn token_endpoint(State(state): State<Arc<AppState>>, request: Request<Body>) -> Response<Body> {
+    // Logins hash passwords: their own budget keeps a login storm from eating every core.
+    let Some(_permit) = state.limits.admit(TrafficClass::Auth) else {
+        return error(Error::TooManyRequests { retry_after_secs: 1 });
+    };
     match issue(&state, request).await {
         Ok(response) => response,
         Err(e) => error(e),

@@ -11,7 +11,8 @@ use std::time::Duration;
 use anyhow::Context;
 use berth_blob::FsBlobStore;
 use berth_core::appregistry::AppRegistry;
-use berth_core::ports::MetaStore;
+use berth_core::metered_store::MeteredBlobStore;
+use berth_core::ports::{BlobStore, MetaStore};
 use berth_core::registry::Registry;
 use berth_core::tenancy::store::TenancyStore;
 use berth_core::tenancy::{AuditQueue, Tenancy, write_audit_batches};
@@ -64,7 +65,8 @@ pub async fn assemble(config: &Config) -> anyhow::Result<Assembled> {
     // First, so that the caches built below record into it.
     let observe = Observe::new(Duration::from_millis(config.observability.slow_request_ms));
     let meta = open_meta(config).await?;
-    let blobs = Arc::new(FsBlobStore::open(config.data_dir.join("blobs")).context("opening the blob directory")?);
+    let fs = FsBlobStore::open(config.data_dir.join("blobs")).context("opening the blob directory")?;
+    let blobs: Arc<dyn BlobStore> = Arc::new(MeteredBlobStore::new(Arc::new(fs)));
     let registry = Arc::new(Registry::new(meta.clone(), blobs.clone(), config.registry_config()));
     let apps = Arc::new(AppRegistry::new(meta.clone(), blobs, config.app_registry_config()));
     let store: Arc<dyn MetaStore> = meta.clone();

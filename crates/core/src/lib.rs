@@ -8,6 +8,7 @@ pub mod access;
 pub mod appregistry;
 pub mod cache;
 pub mod error;
+pub mod metered_store;
 pub mod ports;
 pub mod registry;
 pub mod stream;

@@ -59,6 +59,12 @@ fn describe() {
     describe_counter!("berth_requests_shed_total", "Requests refused with 429 because their class was over budget.");
     describe_counter!("berth_cache_requests_total", "Cache lookups, by cache and result (hit or miss).");
     describe_counter!("berth_background_runs_total", "Runs of background jobs, by job and outcome.");
+    describe_histogram!(
+        "berth_blob_store_operation_duration_seconds",
+        Unit::Seconds,
+        "Blob store operations, by operation (a read is timed until it starts streaming)."
+    );
+    describe_counter!("berth_blob_store_bytes_total", "Bytes written to (in) and read from (out) the blob store.");
 }
 
 /// Request ids a client may choose: short, and safe in a header and a log line.

@@ -42,6 +42,8 @@ async fn metrics_count_requests_by_class_route_and_status_and_pass_promtool() {
         r#"berth_cache_requests_total{cache="manifests",result="hit"}"#,
         r#"berth_cache_requests_total{cache="appr-listings",result="miss"}"#,
         r#"berth_background_runs_total{job="upload-sweep",outcome="ok"}"#,
+        r#"berth_blob_store_operation_duration_seconds_count{op="append"}"#,
+        r#"berth_blob_store_bytes_total{direction="in"}"#,
     ] {
         assert!(sample(&text, expected).is_some(), "{expected} missing from:\n{text}");
     }

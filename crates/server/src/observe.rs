@@ -1,7 +1,8 @@
 //! Seeing what the server does: a request id and one metrics sample per request, slow
 //! requests logged, Prometheus text at `/metrics`, and the `/healthz` and `/readyz` probes.
 
-use std::sync::atomic::Ordering;
+use std::borrow::Cow;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -67,6 +68,46 @@ fn describe() {
     describe_counter!("berth_blob_store_bytes_total", "Bytes written to (in) and read from (out) the blob store.");
 }
 
+/// A fresh request id: a random per-process prefix and a counter, unique without asking the
+/// kernel for randomness on every request.
+fn new_request_id() -> HeaderValue {
+    static PREFIX: OnceLock<String> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| uuid::Uuid::new_v4().simple().to_string()[..16].to_owned());
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    crate::oci::response::value(format!("{prefix}-{n:x}"))
+}
+
+/// The status as a label value, without allocating for the common ones.
+fn status_label(status: u16) -> Cow<'static, str> {
+    const COMMON: [(u16, &str); 20] = [
+        (200, "200"),
+        (201, "201"),
+        (202, "202"),
+        (204, "204"),
+        (206, "206"),
+        (304, "304"),
+        (307, "307"),
+        (400, "400"),
+        (401, "401"),
+        (403, "403"),
+        (404, "404"),
+        (405, "405"),
+        (409, "409"),
+        (413, "413"),
+        (416, "416"),
+        (422, "422"),
+        (429, "429"),
+        (500, "500"),
+        (502, "502"),
+        (503, "503"),
+    ];
+    COMMON
+        .iter()
+        .find(|(code, _)| *code == status)
+        .map_or_else(|| Cow::Owned(status.to_string()), |(_, s)| Cow::Borrowed(*s))
+}
+
 /// Request ids a client may choose: short, and safe in a header and a log line.
 fn client_request_id(headers: &HeaderMap) -> Option<HeaderValue> {
     let value = headers.get("x-request-id")?;
@@ -92,26 +133,26 @@ fn class_of_path(path: &str) -> &'static str {
 /// bodies stream on) by class, route and status.
 pub async fn observe(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let id = client_request_id(request.headers())
-        .unwrap_or_else(|| crate::oci::response::value(uuid::Uuid::new_v4().simple().to_string()));
+    let id = client_request_id(request.headers()).unwrap_or_else(new_request_id);
     let matched = request.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned());
     let fallback_class = class_of_path(request.uri().path());
     let method = request.method().clone();
     let span = tracing::info_span!("request", id = id.to_str().unwrap_or(""), %method);
     let mut response = next.run(request).instrument(span.clone()).await;
     let elapsed = started.elapsed();
-    let (class, route) = match response.extensions().get::<RouteLabel>() {
-        Some(label) => (label.class, label.route.to_owned()),
-        None => (fallback_class, matched.unwrap_or_else(|| "unmatched".into())),
+    // Static label values where possible: the hot path should not allocate for its metrics.
+    let (class, route): (&'static str, Cow<'static, str>) = match response.extensions().get::<RouteLabel>() {
+        Some(label) => (label.class, Cow::Borrowed(label.route)),
+        None => (fallback_class, matched.map_or(Cow::Borrowed("unmatched"), Cow::Owned)),
     };
     let status = response.status().as_u16();
-    metrics::counter!("berth_http_requests_total", "class" => class, "route" => route.clone(), "status" => status.to_string())
+    metrics::counter!("berth_http_requests_total", "class" => class, "route" => route.clone(), "status" => status_label(status))
         .increment(1);
     metrics::histogram!("berth_http_request_duration_seconds", "class" => class, "route" => route.clone())
         .record(elapsed.as_secs_f64());
     if elapsed >= state.observe.slow_request {
         let elapsed_ms = elapsed.as_millis() as u64;
-        tracing::warn!(parent: &span, class, route, status, elapsed_ms, "slow request");
+        tracing::warn!(parent: &span, class, route = &*route, status, elapsed_ms, "slow request");
     }
     response.headers_mut().insert("x-request-id", id);
     response

@@ -11,22 +11,16 @@ use berth_core::appregistry::{AppChannel, AppPackage, AppRelease, ListedRelease,
 use berth_core::ports::BlobRecord;
 use berth_core::tenancy::records::AuditEntry;
 use berth_core::{Error, Result};
-use berth_oci::{Digest, RepositoryName};
+use berth_oci::RepositoryName;
 use sqlx::{AssertSqlSafe, SqliteConnection};
 
+use super::rows::BlobRow;
 use super::shared::{READABLE, ensure_repository, insert_audit, principal_ids, wrong_kind};
+use super::tenancy::parse;
 use super::{SqliteMetaStore, db_error, size_to_db};
 
-fn parse<T: std::str::FromStr<Err = Error>>(value: &str) -> Result<T> {
-    value.parse().map_err(|_| Error::Backend(format!("database holds an invalid value {value:?}")))
-}
-
-fn blob_record(digest: &str, size: i64, storage_key: String) -> Result<BlobRecord> {
-    Ok(BlobRecord {
-        digest: Digest::parse(digest).map_err(|e| Error::Backend(format!("stored digest: {e}")))?,
-        size: u64::try_from(size).map_err(|_| Error::Backend(format!("stored size {size}")))?,
-        storage_key,
-    })
+fn blob_record(digest: String, size: i64, storage_key: String) -> Result<BlobRecord> {
+    BlobRow::new(digest, size, storage_key).into_record()
 }
 
 /// The id of an application repository; `None` when there is none, `WrongKind` for an image
@@ -140,7 +134,7 @@ impl AppRegistryStore for SqliteMetaStore {
         tx.commit().await.map_err(db_error)?;
 
         for (release, media_type, digest, metadata, created_at, blob_digest, size, storage_key) in rows {
-            let blob = blob_record(&blob_digest, size, storage_key)?;
+            let blob = blob_record(blob_digest, size, storage_key)?;
             package.releases.push(AppRelease { release, media_type, digest, blob, metadata, created_at });
         }
         let mut order: Vec<String> = package.releases.iter().map(|r| r.release.clone()).collect();
@@ -257,7 +251,7 @@ impl AppRegistryStore for SqliteMetaStore {
         .await
         .map_err(db_error)?;
         let stored = match stored {
-            Some((digest, size, key)) => blob_record(&digest, size, key)?,
+            Some((digest, size, key)) => blob_record(digest, size, key)?,
             None => {
                 sqlx::query(
                     "INSERT INTO blobs (digest, size, storage_key, created_at) VALUES (?, ?, ?, ?) \
@@ -283,7 +277,7 @@ impl AppRegistryStore for SqliteMetaStore {
                     .execute(&mut *tx)
                     .await
                     .map_err(db_error)?;
-                blob_record(&digest, size, key)?
+                blob_record(digest, size, key)?
             }
         };
         sqlx::query(

@@ -26,6 +26,10 @@ pub struct BlobRow {
 }
 
 impl BlobRow {
+    pub fn new(digest: String, size: i64, storage_key: String) -> BlobRow {
+        BlobRow { digest, size, storage_key }
+    }
+
     pub fn into_record(self) -> Result<BlobRecord> {
         Ok(BlobRecord { digest: digest(&self.digest)?, size: size(self.size)?, storage_key: self.storage_key })
     }

@@ -17,7 +17,7 @@ use sqlx::{AssertSqlSafe, QueryBuilder, Sqlite, SqliteConnection};
 use super::shared::{READABLE, ensure_repository, insert_audit, principal_ids};
 use super::{SqliteMetaStore, db_error};
 
-fn parse<T: std::str::FromStr<Err = Error>>(value: &str) -> Result<T> {
+pub(super) fn parse<T: std::str::FromStr<Err = Error>>(value: &str) -> Result<T> {
     value.parse().map_err(|_| Error::Backend(format!("database holds an invalid value {value:?}")))
 }
 

@@ -6,6 +6,7 @@ pub mod endpoint;
 mod error;
 mod views;
 
+use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -16,7 +17,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use berth_core::Error;
 use berth_core::access::{Actor, Principal, RepositoryKind, Visibility};
-use berth_core::appregistry::{AppPackage, PushRequest, Rendered, normalize_media_type};
+use berth_core::appregistry::{AppPackage, ListedPackage, Listing, PushRequest, Rendered, normalize_media_type};
 use berth_oci::RepositoryName;
 use serde_json::{Value, json};
 
@@ -124,7 +125,7 @@ impl Call<'_> {
                 let (_, found) = self.readable(&package).await?;
                 let release = resolved(&found, &package, &query, &media_type)?;
                 let filename = format!("{}_{}.tar.gz", package.as_str().replace('/', "_"), release.release);
-                self.blob_response(&package, release, filename, json).await
+                self.blob_response(&package, release, &release.release, filename, json).await
             }
             Endpoint::Blob { package, digest, json } => {
                 let (_, found) = self.readable(&package).await?;
@@ -135,13 +136,8 @@ impl Call<'_> {
                 let release = found.blob(&digest).ok_or_else(not_found)?;
                 let short = digest.get(..8).unwrap_or(&digest);
                 let filename = format!("{}_{short}.tar.gz", package.as_str().replace('/', "_"));
-                self.blob_response(&package, release, filename, json).await.map(|mut r| {
-                    // The JSON form names the digest as its release, as Quay's did.
-                    if json {
-                        r.headers_mut().remove(header::CONTENT_DISPOSITION);
-                    }
-                    r
-                })
+                // The JSON form names the digest as its release, as Quay's did.
+                self.blob_response(&package, release, &digest, filename, json).await
             }
             Endpoint::Channels(package) => {
                 let (_, found) = self.readable(&package).await?;
@@ -276,23 +272,22 @@ impl Call<'_> {
         &self,
         package: &RepositoryName,
         release: &berth_core::appregistry::AppRelease,
+        release_label: &str,
         filename: String,
         json: bool,
     ) -> CnrResult<Response<Body>> {
-        let etag = format!("\"{}\"", release.digest);
         if json {
             let bytes = self.read_all(release).await?;
             let body = json!({
                 "package": package.as_str(),
-                "release": release.release,
+                "release": release_label,
                 "media_type": release.media_type,
                 "filename": filename,
                 "blob": STANDARD.encode(&bytes),
             });
-            let mut rendered = Rendered::new(views::to_bytes(&body));
-            rendered.etag = etag;
-            return Ok(self.conditional(rendered));
+            return Ok(self.conditional(Rendered::new(views::to_bytes(&body))));
         }
+        let etag = format!("\"{}\"", release.digest);
         if self.client_has(&etag) {
             let mut not_modified = response::empty(StatusCode::NOT_MODIFIED);
             not_modified.headers_mut().insert(header::ETAG, response::value(&etag));
@@ -355,17 +350,9 @@ impl Call<'_> {
             });
             return Ok(self.conditional(public.clone()));
         }
-        let readable = if !sees_private {
-            Default::default()
-        } else if principal.is_superuser() {
-            listing.packages.iter().map(|p| p.name.clone()).collect()
-        } else {
-            self.state.apps.readable_private(&principal, namespace).await?
-        };
-        let packages: Vec<Value> = listing
-            .packages
-            .iter()
-            .filter(|p| p.visibility == Visibility::Public || readable.contains(&p.name))
+        let packages: Vec<Value> = visible(self.state, &principal, &listing, namespace)
+            .await?
+            .into_iter()
             .filter(|p| search.is_none_or(|s| p.name.contains(s)))
             .map(views::listed)
             .collect();
@@ -376,17 +363,9 @@ impl Call<'_> {
         let text = self.param("q").unwrap_or("");
         let listing = self.state.apps.listing(None, None).await?;
         let principal = self.principal().await?;
-        let readable = if matches!(principal, Principal::Anonymous) {
-            Default::default()
-        } else if principal.is_superuser() {
-            listing.packages.iter().map(|p| p.name.clone()).collect()
-        } else {
-            self.state.apps.readable_private(&principal, None).await?
-        };
-        let names: Vec<&str> = listing
-            .packages
-            .iter()
-            .filter(|p| p.visibility == Visibility::Public || readable.contains(&p.name))
+        let names: Vec<&str> = visible(self.state, &principal, &listing, None)
+            .await?
+            .into_iter()
             .filter(|p| p.name.contains(text))
             .map(|p| p.name.as_str())
             .collect();
@@ -434,6 +413,25 @@ impl Call<'_> {
         self.state.apps.push(&actor, package, request).await.map_err(|e| CnrError::from(e).with_details(details))?;
         Ok(response::json(StatusCode::OK, &json!({ "status": "ok" })))
     }
+}
+
+/// The packages of a listing that `principal` may see: the public ones, and the private ones
+/// it may read (found in one query, only when there are any to find).
+async fn visible<'l>(
+    state: &AppState,
+    principal: &Principal,
+    listing: &'l Listing,
+    namespace: Option<&str>,
+) -> CnrResult<Vec<&'l ListedPackage>> {
+    let any_private = listing.packages.iter().any(|p| p.visibility == Visibility::Private);
+    let readable: HashSet<String> = if !any_private || matches!(principal, Principal::Anonymous) {
+        HashSet::new()
+    } else if principal.is_superuser() {
+        return Ok(listing.packages.iter().collect());
+    } else {
+        state.apps.readable_private(principal, namespace).await?
+    };
+    Ok(listing.packages.iter().filter(|p| p.visibility == Visibility::Public || readable.contains(&p.name)).collect())
 }
 
 /// The manifest a version query and media type pick.

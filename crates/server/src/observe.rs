@@ -134,7 +134,8 @@ fn class_of_path(path: &str) -> &'static str {
 pub async fn observe(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let id = client_request_id(request.headers()).unwrap_or_else(new_request_id);
-    let matched = request.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned());
+    // Cheap to clone; turned into a label only for routes no dispatcher labels.
+    let matched = request.extensions().get::<MatchedPath>().cloned();
     let fallback_class = class_of_path(request.uri().path());
     let method = request.method().clone();
     let span = tracing::info_span!("request", id = id.to_str().unwrap_or(""), %method);
@@ -143,7 +144,7 @@ pub async fn observe(State(state): State<Arc<AppState>>, request: Request, next:
     // Static label values where possible: the hot path should not allocate for its metrics.
     let (class, route): (&'static str, Cow<'static, str>) = match response.extensions().get::<RouteLabel>() {
         Some(label) => (label.class, Cow::Borrowed(label.route)),
-        None => (fallback_class, matched.map_or(Cow::Borrowed("unmatched"), Cow::Owned)),
+        None => (fallback_class, matched.map_or(Cow::Borrowed("unmatched"), |m| Cow::Owned(m.as_str().to_owned()))),
     };
     let status = response.status().as_u16();
     metrics::counter!("berth_http_requests_total", "class" => class, "route" => route.clone(), "status" => status_label(status))

@@ -10,7 +10,7 @@ use std::time::Duration;
 use berth_core::appregistry::AppRegistryConfig;
 use berth_core::registry::RegistryConfig;
 use berth_core::tenancy::TenancyConfig;
-use berth_server::LimitsConfig;
+use berth_server::{ClassLimits, LimitsConfig, Rate};
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -99,21 +99,70 @@ pub struct RegistrySection {
     pub blob_cache_bytes: u64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// `[limits]`: one table per traffic class; what a table leaves out keeps that class's
+/// default.
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitsSection {
-    /// Requests of the pull class (manifest and blob reads, listings) served at once.
-    pub pull_concurrency: u32,
-    /// Requests of the push class (uploads, manifest pushes, deletes) served at once.
-    pub push_concurrency: u32,
-    /// App Registry reads (listings, shows, pulls) served at once.
-    pub app_read_concurrency: u32,
-    /// App Registry writes (pushes, deletes, channel changes) served at once.
-    pub app_write_concurrency: u32,
-    /// Management API requests served at once.
-    pub api_concurrency: u32,
-    /// Token requests (`/v2/auth`, which hash passwords) served at once.
-    pub auth_concurrency: u32,
+    /// Image reads: manifests, blobs, tag and catalog listings, referrers.
+    pub pull: ClassSection,
+    /// Image writes: uploads, manifest pushes, deletes.
+    pub push: ClassSection,
+    /// App Registry reads (listings, shows, pulls).
+    pub appr_read: ClassSection,
+    /// App Registry writes (pushes, deletes, channel changes) and logins.
+    pub appr_write: ClassSection,
+    /// The management API.
+    pub api: ClassSection,
+    /// The token service (`/v2/auth`), which hashes passwords.
+    pub auth: ClassSection,
+}
+
+/// `[limits.<class>]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClassSection {
+    /// Requests served at once.
+    pub concurrency: Option<u32>,
+    /// Requests that may wait for a slot when all are taken; more are refused at once.
+    pub queue: Option<u32>,
+    /// How long a request waits in the queue before it is refused, in milliseconds.
+    pub queue_timeout_ms: Option<u64>,
+    /// Database connections the class may hold at once.
+    pub db_connections: Option<u32>,
+    /// Requests per second from one client address (0: unlimited).
+    pub per_address_per_sec: Option<f64>,
+    /// Requests a quiet client address may send at once (0: one second's worth).
+    pub per_address_burst: Option<u32>,
+    /// Requests per second from one user or robot (0: unlimited).
+    pub per_principal_per_sec: Option<f64>,
+    /// Requests a quiet user or robot may send at once (0: one second's worth).
+    pub per_principal_burst: Option<u32>,
+}
+
+impl ClassSection {
+    /// This table's settings over `limits`.
+    fn apply(&self, limits: &mut ClassLimits) {
+        let set = |target: &mut u32, value: Option<u32>| *target = value.unwrap_or(*target);
+        set(&mut limits.concurrency, self.concurrency);
+        set(&mut limits.queue, self.queue);
+        set(&mut limits.db_connections, self.db_connections);
+        if let Some(ms) = self.queue_timeout_ms {
+            limits.queue_timeout = Duration::from_millis(ms);
+        }
+        apply_rate(&mut limits.per_address, self.per_address_per_sec, self.per_address_burst);
+        apply_rate(&mut limits.per_principal, self.per_principal_per_sec, self.per_principal_burst);
+    }
+}
+
+/// A rate of 0 turns the limit off; a burst of 0 allows one second's worth at once.
+fn apply_rate(rate: &mut Option<Rate>, per_second: Option<f64>, burst: Option<u32>) {
+    let per_second = per_second.unwrap_or(rate.map_or(0.0, |r| r.per_second));
+    let burst = burst.unwrap_or(rate.map_or(0, |r| r.burst));
+    *rate = (per_second > 0.0).then(|| Rate {
+        per_second,
+        burst: if burst == 0 { per_second.ceil().min(u32::MAX as f64) as u32 } else { burst },
+    });
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -130,6 +179,9 @@ pub struct UploadsSection {
 pub struct DatabaseSection {
     /// Reader connections to the SQLite database (there is always exactly one writer).
     pub readers: u32,
+    /// Longest a database statement, a wait for a connection or for the write lock may
+    /// take, in milliseconds; past it the request is answered 503 with `Retry-After`.
+    pub statement_timeout_ms: u64,
 }
 
 impl Default for Config {
@@ -177,20 +229,6 @@ impl Default for RegistrySection {
     }
 }
 
-impl Default for LimitsSection {
-    fn default() -> Self {
-        let limits = LimitsConfig::default();
-        LimitsSection {
-            pull_concurrency: limits.pull_concurrency,
-            push_concurrency: limits.push_concurrency,
-            app_read_concurrency: limits.app_read_concurrency,
-            app_write_concurrency: limits.app_write_concurrency,
-            api_concurrency: limits.api_concurrency,
-            auth_concurrency: limits.auth_concurrency,
-        }
-    }
-}
-
 impl Default for UploadsSection {
     fn default() -> Self {
         UploadsSection { stale_after_secs: 24 * 3600, sweep_interval_secs: 600 }
@@ -199,7 +237,7 @@ impl Default for UploadsSection {
 
 impl Default for DatabaseSection {
     fn default() -> Self {
-        DatabaseSection { readers: 4 }
+        DatabaseSection { readers: 4, statement_timeout_ms: 5000 }
     }
 }
 
@@ -274,14 +312,17 @@ impl Config {
 
     pub fn limits_config(&self) -> LimitsConfig {
         let l = &self.limits;
-        LimitsConfig {
-            pull_concurrency: l.pull_concurrency,
-            push_concurrency: l.push_concurrency,
-            app_read_concurrency: l.app_read_concurrency,
-            app_write_concurrency: l.app_write_concurrency,
-            api_concurrency: l.api_concurrency,
-            auth_concurrency: l.auth_concurrency,
-        }
+        let mut limits = LimitsConfig {
+            db_wait: Duration::from_millis(self.database.statement_timeout_ms),
+            ..LimitsConfig::default()
+        };
+        l.pull.apply(&mut limits.pull);
+        l.push.apply(&mut limits.push);
+        l.appr_read.apply(&mut limits.app_read);
+        l.appr_write.apply(&mut limits.app_write);
+        l.api.apply(&mut limits.api);
+        l.auth.apply(&mut limits.auth);
+        limits
     }
 }
 
@@ -291,12 +332,33 @@ mod tests {
 
     #[test]
     fn file_overrides_defaults_and_rejects_typos() {
-        let c: Config = toml::from_str("listen = \"0.0.0.0:6000\"\n[limits]\npush_concurrency = 3\n").expect("parses");
+        let c: Config = toml::from_str("listen = \"0.0.0.0:6000\"\n[limits.push]\nconcurrency = 3\n").expect("parses");
         assert_eq!(c.listen.port(), 6000);
-        assert_eq!(c.limits.push_concurrency, 3);
-        assert_eq!(c.limits.pull_concurrency, LimitsConfig::default().pull_concurrency);
+        let limits = c.limits_config();
+        let defaults = LimitsConfig::default();
+        assert_eq!(limits.push.concurrency, 3);
+        assert_eq!(limits.push.queue, defaults.push.queue);
+        assert_eq!(limits.pull, defaults.pull);
         assert!(toml::from_str::<Config>("lisen = \"0.0.0.0:6000\"").is_err());
-        assert!(toml::from_str::<Config>("[limits]\npush_concurency = 3").is_err());
+        assert!(toml::from_str::<Config>("[limits.push]\nconcurency = 3").is_err());
+        assert!(toml::from_str::<Config>("[limits.storm]\nconcurrency = 3").is_err());
+    }
+
+    #[test]
+    fn a_class_table_keeps_that_class_defaults_and_rates_turn_on_and_off() {
+        let c: Config = toml::from_str(
+            "[limits.appr_read]\nper_address_per_sec = 5.0\n[limits.api]\nper_principal_per_sec = 0\n\
+             [limits.pull]\nper_principal_per_sec = 2.5\nper_principal_burst = 10\n",
+        )
+        .expect("parses");
+        let limits = c.limits_config();
+        let defaults = LimitsConfig::default();
+        assert_eq!(limits.app_read.concurrency, defaults.app_read.concurrency);
+        assert_eq!(limits.app_read.db_connections, defaults.app_read.db_connections);
+        assert_eq!(limits.app_read.per_address, Some(Rate { per_second: 5.0, burst: 5 }));
+        assert_eq!(limits.api.per_principal, None);
+        assert_eq!(limits.pull.per_principal, Some(Rate { per_second: 2.5, burst: 10 }));
+        assert_eq!(limits.pull.per_address, None, "pulls are not rate limited by default");
     }
 
     #[test]
@@ -308,6 +370,6 @@ mod tests {
             .and_then(|rest| rest.split("```").next())
             .expect("README has a TOML example");
         let config: Config = toml::from_str(example).expect("the README's configuration parses");
-        assert_eq!(config.limits.app_read_concurrency, LimitsConfig::default().app_read_concurrency);
+        assert_eq!(config.limits_config().app_read, LimitsConfig::default().app_read);
     }
 }

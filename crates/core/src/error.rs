@@ -36,6 +36,10 @@ pub enum Error {
     /// The request's traffic class is over its budget; retry after this many seconds.
     #[error("too many requests; retry later")]
     TooManyRequests { retry_after_secs: u64 },
+    /// A shared resource (database connections, a statement's time) ran out; retry after
+    /// this many seconds (503).
+    #[error("{reason}; retry later")]
+    Unavailable { reason: String, retry_after_secs: u64 },
     /// Credentials are missing or wrong.
     #[error("{0}")]
     Unauthorized(String),

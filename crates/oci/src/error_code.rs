@@ -17,6 +17,8 @@ pub enum ErrorCode {
     Denied,
     Unsupported,
     TooManyRequests,
+    /// The registry is temporarily out of a shared resource (CNCF Distribution's code for 503).
+    Unavailable,
     PaginationNumberInvalid,
     /// An error inside the registry that the client cannot act on.
     Unknown,
@@ -39,6 +41,7 @@ impl ErrorCode {
             ErrorCode::Denied => "DENIED",
             ErrorCode::Unsupported => "UNSUPPORTED",
             ErrorCode::TooManyRequests => "TOOMANYREQUESTS",
+            ErrorCode::Unavailable => "UNAVAILABLE",
             ErrorCode::PaginationNumberInvalid => "PAGINATION_NUMBER_INVALID",
             ErrorCode::Unknown => "UNKNOWN",
         }

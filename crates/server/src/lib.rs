@@ -25,7 +25,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
-pub use limits::{Limits, LimitsConfig, TrafficClass};
+pub use limits::{ClassLimits, Limits, LimitsConfig, Rate, TrafficClass};
 
 /// What every request handler can reach.
 pub struct AppState {

@@ -57,7 +57,40 @@ fn describe() {
         "Time to the response head, by traffic class and route."
     );
     describe_gauge!("berth_requests_in_flight", "Requests of each traffic class being served now.");
-    describe_counter!("berth_requests_shed_total", "Requests refused with 429 because their class was over budget.");
+    describe_counter!(
+        "berth_requests_shed_total",
+        "Requests refused with 429, by class and reason (busy: queue full; queue-timeout; client-rate; principal-rate)."
+    );
+    describe_gauge!("berth_requests_queued", "Requests of each traffic class waiting for a slot now.");
+    describe_histogram!(
+        "berth_queue_wait_seconds",
+        Unit::Seconds,
+        "Time queued requests waited for a slot of their class (admitted or shed)."
+    );
+    describe_gauge!("berth_db_connections_in_use", "Database connections each traffic class holds now.");
+    describe_histogram!(
+        "berth_db_share_wait_seconds",
+        Unit::Seconds,
+        "Time requests waited for one of their class's database connections."
+    );
+    describe_counter!(
+        "berth_db_share_timeouts_total",
+        "Requests answered 503 because their class's database connections stayed busy."
+    );
+    describe_gauge!("berth_db_pool_connections", "Database pool connections, by pool and state (in_use, idle, max).");
+    describe_histogram!(
+        "berth_db_acquire_wait_seconds",
+        Unit::Seconds,
+        "Time to take a connection from a database pool."
+    );
+    describe_counter!("berth_db_acquire_waits_total", "Connection requests that found no idle connection in the pool.");
+    describe_histogram!(
+        "berth_db_query_duration_seconds",
+        Unit::Seconds,
+        "Database statements and transactions, by pool, from start to completion."
+    );
+    describe_counter!("berth_db_timeouts_total", "Database operations abandoned after the statement timeout, by kind.");
+    describe_gauge!("berth_upload_sessions", "Upload sessions open now (across every instance on this database).");
     describe_counter!("berth_cache_requests_total", "Cache lookups, by cache and result (hit or miss).");
     describe_counter!("berth_background_runs_total", "Runs of background jobs, by job and outcome.");
     describe_histogram!(
@@ -176,8 +209,11 @@ impl Observe {
 
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     for class in TrafficClass::ALL {
-        metrics::gauge!("berth_requests_in_flight", "class" => class.as_str())
-            .set(state.limits.in_flight(class) as f64);
+        let label = class.as_str();
+        metrics::gauge!("berth_requests_in_flight", "class" => label).set(state.limits.in_flight(class) as f64);
+        metrics::gauge!("berth_requests_queued", "class" => label).set(state.limits.queued(class) as f64);
+        metrics::gauge!("berth_db_connections_in_use", "class" => label)
+            .set(state.limits.db_connections_in_use(class) as f64);
     }
     let mut response = state.observe.prometheus.render().into_response();
     response

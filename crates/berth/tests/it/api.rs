@@ -46,7 +46,11 @@ async fn grammar_errors_are_4xx_in_the_oci_envelope() {
 
 #[tokio::test]
 async fn a_full_traffic_class_sheds_with_429_while_others_pass() {
-    let reg = TestRegistry::start_with(|c| c.limits.push_concurrency = 1).await;
+    let reg = TestRegistry::start_with(|c| {
+        c.limits.push.concurrency = Some(1);
+        c.limits.push.queue = Some(0);
+    })
+    .await;
     let r = reg.send(Method::POST, "/v2/team/app/blobs/uploads/").await;
     let location = header(&r, "location").to_owned();
     // A PATCH whose body stalls holds the only push slot. Probing for the 429 competes for

@@ -19,7 +19,7 @@ async fn config_file_environment_and_flags() {
     let config = dir.path().join("berth.toml");
     std::fs::write(
         &config,
-        format!("listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n[limits]\npush_concurrency = 8\n", from_file.display()),
+        format!("listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n[limits.push]\nconcurrency = 8\n", from_file.display()),
     )
     .expect("write config");
 

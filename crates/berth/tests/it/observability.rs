@@ -73,11 +73,16 @@ async fn metrics_count_requests_by_class_route_and_status_and_pass_promtool() {
 #[tokio::test]
 async fn a_saturated_class_sheds_while_the_others_get_through() {
     // No App Registry read, API or token request may run at all: those classes are
-    // saturated from the start.
+    // saturated from the start. App Registry reads have no queue and are refused at once;
+    // the others wait in theirs for the timeout first.
     let registry = TestRegistry::start_with(|c| {
-        c.limits.app_read_concurrency = 0;
-        c.limits.api_concurrency = 0;
-        c.limits.auth_concurrency = 0;
+        c.limits.appr_read.concurrency = Some(0);
+        c.limits.appr_read.queue = Some(0);
+        for class in [&mut c.limits.api, &mut c.limits.auth] {
+            class.concurrency = Some(0);
+            class.queue = Some(4);
+            class.queue_timeout_ms = Some(5);
+        }
     })
     .await;
     registry.push_image("acme/app", "v1", &[b"layer"]).await;
@@ -98,12 +103,15 @@ async fn a_saturated_class_sheds_while_the_others_get_through() {
     assert_eq!(registry.send(Method::GET, "/v2/acme/app/manifests/v1").await.status(), StatusCode::OK);
 
     let text = metrics_text(&registry).await;
-    assert!(sample(&text, r#"berth_requests_shed_total{class="appr-read"}"#).is_some_and(|n| n >= 3.0), "{text}");
+    let busy = r#"berth_requests_shed_total{class="appr-read",reason="busy"}"#;
+    assert!(sample(&text, busy).is_some_and(|n| n >= 3.0), "{text}");
     for class in ["api", "auth"] {
-        let shed = format!("berth_requests_shed_total{{class=\"{class}\"}}");
+        let shed = format!("berth_requests_shed_total{{class=\"{class}\",reason=\"queue-timeout\"}}");
         assert!(sample(&text, &shed).is_some_and(|n| n >= 1.0), "{shed}: {text}");
+        let waited = format!("berth_queue_wait_seconds_count{{class=\"{class}\"}}");
+        assert!(sample(&text, &waited).is_some_and(|n| n >= 1.0), "{waited}: {text}");
     }
-    assert!(sample(&text, r#"berth_requests_shed_total{class="pull"}"#).is_none(), "{text}");
+    assert!(!text.contains(r#"berth_requests_shed_total{class="pull""#), "{text}");
     let shed = r#"berth_http_requests_total{class="appr-read",route="ListPackages",status="429"}"#;
     assert!(sample(&text, shed).is_some_and(|n| n >= 3.0), "{text}");
     registry.stop().await;
@@ -131,5 +139,56 @@ async fn every_response_carries_a_request_id_and_the_probes_answer() {
 
     let ready = client.get(format!("{}/readyz", registry.base)).send().await.expect("readyz");
     assert_eq!(ready.status(), StatusCode::OK);
+    registry.stop().await;
+}
+
+#[tokio::test]
+async fn clients_over_their_rate_are_refused_in_each_protocol_and_others_are_not() {
+    // Ten minutes per token: nothing refills during the test.
+    let registry = TestRegistry::start_with(|c| {
+        c.limits.pull.per_address_per_sec = Some(1.0 / 600.0);
+        c.limits.pull.per_address_burst = Some(3);
+        c.limits.api.per_principal_per_sec = Some(1.0 / 600.0);
+        c.limits.api.per_principal_burst = Some(2);
+    })
+    .await;
+    let r = registry
+        .req(Method::POST, "/api/v1/users")
+        .json(&serde_json::json!({"name": "bob", "password": "bob-password"}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), StatusCode::CREATED);
+    // The admin has used one of its two API requests; the second passes, the third is refused.
+    assert_eq!(registry.send(Method::GET, "/api/v1/user").await.status(), StatusCode::OK);
+    let refused = registry.send(Method::GET, "/api/v1/user").await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(refused.headers()["content-type"], "application/problem+json");
+    let retry_after: u64 = crate::support::header(&refused, "retry-after").parse().expect("seconds");
+    assert!(retry_after >= 60, "{retry_after}");
+    // Another account has its own budget.
+    let bob = crate::support::client_as("bob", "bob-password");
+    let r = bob.get(format!("{}/api/v1/user", registry.base)).send().await.expect("send");
+    assert_eq!(r.status(), StatusCode::OK);
+
+    // Pulls from 127.0.0.1: three, then the OCI envelope's TOOMANYREQUESTS. Pushes have no
+    // rate limit and still pass.
+    for _ in 0..3 {
+        assert_eq!(registry.send(Method::GET, "/v2/").await.status(), StatusCode::OK);
+    }
+    crate::support::expect_error(
+        registry.send(Method::GET, "/v2/").await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "TOOMANYREQUESTS",
+    )
+    .await;
+    let upload = registry.send(Method::POST, "/v2/acme/app/blobs/uploads/").await;
+    assert_eq!(upload.status(), StatusCode::ACCEPTED);
+
+    let text = metrics_text(&registry).await;
+    let by_address = r#"berth_requests_shed_total{class="pull",reason="client-rate"}"#;
+    assert!(sample(&text, by_address).is_some_and(|n| n >= 1.0), "{text}");
+    let by_principal = r#"berth_requests_shed_total{class="api",reason="principal-rate"}"#;
+    assert!(sample(&text, by_principal).is_some_and(|n| n >= 1.0), "{text}");
     registry.stop().await;
 }

@@ -43,6 +43,7 @@ impl IntoResponse for ApiError {
             Error::Conflict(_) | Error::WrongKind(_) => (StatusCode::CONFLICT, "conflict"),
             Error::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             Error::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
+            Error::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Error::Backend(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
         let detail = if let Error::Backend(detail) = &self.0 {
@@ -57,7 +58,7 @@ impl IntoResponse for ApiError {
             Error::Unauthorized(_) => {
                 h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"berth\""));
             }
-            Error::TooManyRequests { retry_after_secs } => {
+            Error::TooManyRequests { retry_after_secs } | Error::Unavailable { retry_after_secs, .. } => {
                 h.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }
             _ => {}

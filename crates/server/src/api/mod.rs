@@ -107,10 +107,11 @@ async fn admit(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    match state.limits.admit(crate::TrafficClass::Api) {
+    let client_ip = request.extensions().get::<ClientAddr>().map(|a| a.0.ip());
+    match state.limits.admit(crate::TrafficClass::Api, client_ip).await {
         // API answers are complete when the handler returns; the slot goes with them.
-        Some(_permit) => next.run(request).await,
-        None => ApiError(Error::TooManyRequests { retry_after_secs: 1 }).into_response(),
+        Ok(admission) => admission.run(next.run(request)).await,
+        Err(shed) => ApiError(shed).into_response(),
     }
 }
 
@@ -153,6 +154,7 @@ impl FromRequestParts<State> for Caller {
     async fn from_request_parts(parts: &mut Parts, state: &State) -> Result<Self, Self::Rejection> {
         let client_ip = parts.extensions.get::<ClientAddr>().map(|a| a.0.ip());
         let principal = crate::auth::api_principal(state, &parts.headers, client_ip).await?;
+        state.limits.check_principal(crate::TrafficClass::Api, &principal)?;
         Ok(Caller(Actor { principal, client_ip }))
     }
 }

@@ -101,6 +101,8 @@ pub enum Rejection {
     /// A token that does not verify (tampered, expired, foreign, `alg: none`, audience).
     BadToken(String),
     Throttled(u64),
+    /// Berth could not check them (database unavailable or failing): not the caller's fault.
+    Failed(Error),
 }
 
 pub async fn caller(
@@ -117,6 +119,7 @@ pub async fn caller(
         Credentials::Basic { user, secret } => match state.tenancy.authenticate(&user, &secret, client_ip).await {
             Ok(p) => Ok(Caller::Account(p)),
             Err(Error::TooManyRequests { retry_after_secs }) => Err(Rejection::Throttled(retry_after_secs)),
+            Err(e @ (Error::Unavailable { .. } | Error::Backend(_))) => Err(Rejection::Failed(e)),
             Err(e) => Err(Rejection::BadCredentials(e.to_string())),
         },
         Credentials::Bearer(token) => token_caller(state, &token),

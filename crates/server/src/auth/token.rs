@@ -23,10 +23,12 @@ const MAX_SCOPES: usize = 32;
 
 pub async fn token_endpoint(State(state): State<Arc<AppState>>, request: Request<Body>) -> Response<Body> {
     // Logins hash passwords: their own budget keeps a login storm from eating every core.
-    let Some(_permit) = state.limits.admit(TrafficClass::Auth) else {
-        return error(Error::TooManyRequests { retry_after_secs: 1 });
+    let client_ip = request.extensions().get::<ClientAddr>().map(|a| a.0.ip());
+    let admission = match state.limits.admit(TrafficClass::Auth, client_ip).await {
+        Ok(admission) => admission,
+        Err(shed) => return error(shed),
     };
-    match issue(&state, request).await {
+    match admission.run(issue(&state, request)).await {
         Ok(response) => response,
         Err(e) => error(e),
     }
@@ -93,6 +95,7 @@ async fn issue(state: &AppState, request: Request<Body>) -> Result<Response<Body
         Some((user, secret)) => state.tenancy.authenticate(user, secret, client_ip).await?,
         None => Principal::Anonymous,
     };
+    state.limits.check_principal(TrafficClass::Auth, &principal)?;
     let mut access = Vec::new();
     for scope in req.scopes.iter().take(MAX_SCOPES) {
         if let Some(granted) = grant(state, &principal, scope).await? {
@@ -160,6 +163,7 @@ fn error(e: Error) -> Response<Body> {
     let (status, code) = match &e {
         Error::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"),
         Error::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "TOOMANYREQUESTS"),
+        Error::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
         Error::InvalidInput(_) | Error::Unsupported(_) => (StatusCode::BAD_REQUEST, "UNSUPPORTED"),
         _ => (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN"),
     };
@@ -171,7 +175,7 @@ fn error(e: Error) -> Response<Body> {
     };
     let mut response =
         crate::oci::json_response(status, &json!({ "errors": [{ "code": code, "message": message, "detail": null }] }));
-    if let Error::TooManyRequests { retry_after_secs } = e {
+    if let Error::TooManyRequests { retry_after_secs } | Error::Unavailable { retry_after_secs, .. } = e {
         response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
     }
     if status == StatusCode::UNAUTHORIZED {

@@ -59,6 +59,7 @@ impl From<Error> for CnrError {
             Error::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "invalid-usage"),
             Error::Unsupported(_) => (StatusCode::NOT_IMPLEMENTED, "unsupported"),
             Error::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "too-many-requests"),
+            Error::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Error::InvalidInput(_)
             | Error::DigestInvalid(_)
             | Error::SizeInvalid(_)
@@ -73,8 +74,12 @@ impl From<Error> for CnrError {
             }
         };
         let message = if matches!(e, Error::Backend(_)) { "internal error".to_owned() } else { message };
-        let retry_after =
-            if let Error::TooManyRequests { retry_after_secs } = e { Some(retry_after_secs) } else { None };
+        let retry_after = match e {
+            Error::TooManyRequests { retry_after_secs } | Error::Unavailable { retry_after_secs, .. } => {
+                Some(retry_after_secs)
+            }
+            _ => None,
+        };
         CnrError { status, code, message, details: json!({}), retry_after }
     }
 }

@@ -52,23 +52,27 @@ async fn respond(
     parts: axum::http::request::Parts,
     body: Body,
 ) -> Response<Body> {
-    let Some(permit) = state.limits.admit(class) else {
-        return CnrError::from(Error::TooManyRequests { retry_after_secs: 1 }).into_response();
+    let client_ip = parts.extensions.get::<ClientAddr>().map(|a| a.0.ip());
+    let admission = match state.limits.admit(class, client_ip).await {
+        Ok(admission) => admission,
+        Err(shed) => return CnrError::from(shed).into_response(),
     };
     let request = Call {
         state,
+        class,
         headers: &parts.headers,
-        client_ip: parts.extensions.get::<ClientAddr>().map(|a| a.0.ip()),
+        client_ip,
         query: form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes()).into_owned().collect(),
     };
-    let response = request.handle(endpoint, body).await.unwrap_or_else(CnrError::into_response);
+    let response = admission.run(request.handle(endpoint, body)).await.unwrap_or_else(CnrError::into_response);
     // Blob bodies stream after the handler returns; the slot is held until they are sent.
-    response.map(|body| Body::new(HoldPermit::new(body, permit)))
+    response.map(|body| Body::new(HoldPermit::new(body, admission)))
 }
 
 /// One request's context.
 struct Call<'a> {
     state: &'a AppState,
+    class: TrafficClass,
     headers: &'a HeaderMap,
     client_ip: Option<IpAddr>,
     query: Vec<(String, String)>,
@@ -80,7 +84,9 @@ impl Call<'_> {
     }
 
     async fn principal(&self) -> CnrResult<Principal> {
-        Ok(crate::auth::api_principal(self.state, self.headers, self.client_ip).await?)
+        let principal = crate::auth::api_principal(self.state, self.headers, self.client_ip).await?;
+        self.state.limits.check_principal(self.class, &principal)?;
+        Ok(principal)
     }
 
     async fn handle(&self, endpoint: Endpoint, body: Body) -> CnrResult<Response<Body>> {

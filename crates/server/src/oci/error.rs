@@ -59,6 +59,11 @@ pub fn response(error: Error) -> Response<Body> {
             r.headers_mut().insert(header::RETRY_AFTER, response::value(retry_after_secs.to_string()));
             r
         }
+        Error::Unavailable { retry_after_secs, .. } => {
+            let mut r = single(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, message);
+            r.headers_mut().insert(header::RETRY_AFTER, response::value(retry_after_secs.to_string()));
+            r
+        }
         Error::Unauthorized(_) => single(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, message),
         Error::Denied(_) | Error::WrongKind(_) => single(StatusCode::FORBIDDEN, ErrorCode::Denied, message),
         Error::NotFound(_) | Error::PackageNotFound(_) | Error::ReleaseNotFound(_) | Error::ChannelNotFound(_) => {

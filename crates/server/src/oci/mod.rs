@@ -47,18 +47,39 @@ async fn respond(
     parts: axum::http::request::Parts,
     body: Body,
 ) -> Response<Body> {
-    let Some(permit) = state.limits.admit(class) else {
-        return with_api_version(error::response(Error::TooManyRequests { retry_after_secs: 1 }));
-    };
-    let headers = &parts.headers;
     let client_ip = parts.extensions.get::<ClientAddr>().map(|a| a.0.ip());
-    let actor = match authorize(state, &endpoint, headers, client_ip).await {
-        Ok(principal) => Actor { principal, client_ip },
-        Err(refusal) => return with_api_version(refusal),
+    let admission = match state.limits.admit(class, client_ip).await {
+        Ok(admission) => admission,
+        Err(shed) => return with_api_version(error::response(shed)),
     };
     // A streamed blob body keeps its slot until the last byte is sent; every other response
     // is complete when its handler returns.
     let streams_body = matches!(endpoint, Endpoint::GetBlob { head: false, .. });
+    let response = admission.run(handle(state, endpoint, class, &parts, body, client_ip)).await;
+    if streams_body {
+        with_api_version(response.map(|body| Body::new(HoldPermit::new(body, admission))))
+    } else {
+        drop(admission);
+        with_api_version(response)
+    }
+}
+
+async fn handle(
+    state: &Arc<AppState>,
+    endpoint: Endpoint,
+    class: TrafficClass,
+    parts: &axum::http::request::Parts,
+    body: Body,
+    client_ip: Option<std::net::IpAddr>,
+) -> Response<Body> {
+    let headers = &parts.headers;
+    let actor = match authorize(state, &endpoint, headers, client_ip).await {
+        Ok(principal) => Actor { principal, client_ip },
+        Err(refusal) => return refusal,
+    };
+    if let Err(shed) = state.limits.check_principal(class, &actor.principal) {
+        return error::response(shed);
+    }
     let registry = &state.registry;
     let result = match endpoint {
         Endpoint::ApiVersion => Ok(response::json(StatusCode::OK, &serde_json::json!({}))),
@@ -82,13 +103,7 @@ async fn respond(
             referrers::list(registry, &name, &digest, artifact_type.as_deref()).await
         }
     };
-    let response = result.unwrap_or_else(error::response);
-    if streams_body {
-        with_api_version(response.map(|body| Body::new(HoldPermit::new(body, permit))))
-    } else {
-        drop(permit);
-        with_api_version(response)
-    }
+    result.unwrap_or_else(error::response)
 }
 
 /// Checks the caller against what the endpoint needs; the refusal is the whole response.
@@ -112,6 +127,7 @@ async fn authorize(
         Err(Rejection::Throttled(secs)) => {
             return Err(error::response(Error::TooManyRequests { retry_after_secs: secs }));
         }
+        Err(Rejection::Failed(e)) => return Err(error::response(e)),
         Err(Rejection::BadCredentials(message)) => return Err(challenge(need.scope(), None, message)),
         Err(Rejection::BadToken(message)) => return Err(challenge(need.scope(), Some("invalid_token"), message)),
     };

@@ -7,7 +7,8 @@ use std::task::{Context, Poll};
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, Response, StatusCode, header};
 use http_body::{Frame, SizeHint};
-use tokio::sync::OwnedSemaphorePermit;
+
+use crate::limits::Admission;
 
 pub fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Body> {
     json_as(status, "application/json", value)
@@ -35,14 +36,15 @@ pub fn value(text: impl AsRef<str>) -> HeaderValue {
     HeaderValue::from_str(text.as_ref()).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
+/// A response body that keeps its request's place in its traffic class until it is sent.
 pub struct HoldPermit {
     body: Body,
-    _permit: OwnedSemaphorePermit,
+    _admission: Admission,
 }
 
 impl HoldPermit {
-    pub fn new(body: Body, permit: OwnedSemaphorePermit) -> HoldPermit {
-        HoldPermit { body, _permit: permit }
+    pub fn new(body: Body, admission: Admission) -> HoldPermit {
+        HoldPermit { body, _admission: admission }
     }
 }
 

@@ -130,6 +130,10 @@ pub struct ClassSection {
     pub queue_timeout_ms: Option<u64>,
     /// Database connections the class may hold at once.
     pub db_connections: Option<u32>,
+    /// Requests per second the whole class may start (0: unlimited).
+    pub rate_per_sec: Option<f64>,
+    /// Requests the class may start at once after a quiet spell (0: one second's worth).
+    pub rate_burst: Option<u32>,
     /// Requests per second from one client address (0: unlimited).
     pub per_address_per_sec: Option<f64>,
     /// Requests a quiet client address may send at once (0: one second's worth).
@@ -150,6 +154,7 @@ impl ClassSection {
         if let Some(ms) = self.queue_timeout_ms {
             limits.queue_timeout = Duration::from_millis(ms);
         }
+        apply_rate(&mut limits.rate, self.rate_per_sec, self.rate_burst);
         apply_rate(&mut limits.per_address, self.per_address_per_sec, self.per_address_burst);
         apply_rate(&mut limits.per_principal, self.per_principal_per_sec, self.per_principal_burst);
     }

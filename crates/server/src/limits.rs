@@ -69,6 +69,10 @@ pub struct ClassLimits {
     pub queue_timeout: Duration,
     /// Database connections the class may hold at once.
     pub db_connections: u32,
+    /// Requests per second the whole class may start; `None` is unlimited. A concurrency
+    /// budget does not bound fast, cached requests (they finish before the budget fills),
+    /// so this is what caps the CPU a storm of them can take from the other classes.
+    pub rate: Option<Rate>,
     /// Requests per second from one client address; `None` is unlimited.
     pub per_address: Option<Rate>,
     /// Requests per second from one account or robot; `None` is unlimited.
@@ -82,6 +86,7 @@ impl ClassLimits {
             queue: concurrency / 2,
             queue_timeout: Duration::from_millis(20),
             db_connections,
+            rate: None,
             per_address: None,
             per_principal: None,
         }
@@ -141,6 +146,7 @@ struct Class {
     queued: AtomicUsize,
     queue_timeout: Duration,
     share: Arc<ConnectionShare>,
+    rate: Option<RateLimiter<()>>,
     per_address: Option<RateLimiter<IpAddr>>,
     per_principal: Option<RateLimiter<String>>,
 }
@@ -156,6 +162,7 @@ impl Class {
             queued: AtomicUsize::new(0),
             queue_timeout: limits.queue_timeout,
             share: ConnectionShare::new(name, limits.db_connections, db_wait),
+            rate: limits.rate.map(RateLimiter::new),
             per_address: limits.per_address.map(RateLimiter::new),
             per_principal: limits.per_principal.map(RateLimiter::new),
         }
@@ -206,6 +213,11 @@ impl Limits {
             && let Err(retry_after_secs) = limiter.check(&address, Instant::now())
         {
             return Err(c.shed("client-rate", retry_after_secs));
+        }
+        if let Some(limiter) = &c.rate
+            && let Err(retry_after_secs) = limiter.check(&(), Instant::now())
+        {
+            return Err(c.shed("class-rate", retry_after_secs));
         }
         let admitted = |slot| Admission { _slot: slot, share: c.share.clone() };
         if let Ok(slot) = c.slots.clone().try_acquire_owned() {
@@ -313,6 +325,17 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_class_rate_caps_every_client_together() {
+        let limits = limits(|c| c.rate = Some(Rate { per_second: 0.001, burst: 2 }));
+        let a: IpAddr = [10, 0, 0, 1].into();
+        let b: IpAddr = [10, 0, 0, 2].into();
+        assert!(limits.admit(TrafficClass::AppRead, Some(a)).await.is_ok());
+        assert!(limits.admit(TrafficClass::AppRead, Some(b)).await.is_ok());
+        assert!(limits.admit(TrafficClass::AppRead, None).await.is_err());
+        assert!(limits.admit(TrafficClass::Pull, Some(a)).await.is_ok());
+    }
+
+    #[tokio::test]
     async fn rates_are_per_address_and_per_principal() {
         let limits = limits(|c| {
             c.per_address = Some(Rate { per_second: 0.001, burst: 2 });
@@ -323,6 +346,7 @@ mod tests {
         assert!(limits.admit(TrafficClass::AppRead, Some(a)).await.is_ok());
         assert!(limits.admit(TrafficClass::AppRead, Some(a)).await.is_ok());
         let refused = limits.admit(TrafficClass::AppRead, Some(a)).await;
+        assert_eq!(limits.in_flight(TrafficClass::AppRead), 0, "a refused request takes no slot");
         assert!(matches!(refused, Err(Error::TooManyRequests { retry_after_secs }) if retry_after_secs >= 1));
         assert!(limits.admit(TrafficClass::AppRead, Some(b)).await.is_ok());
         assert!(limits.admit(TrafficClass::Pull, Some(a)).await.is_ok(), "pulls are not rate limited");

@@ -143,13 +143,15 @@ async fn every_response_carries_a_request_id_and_the_probes_answer() {
 }
 
 #[tokio::test]
-async fn clients_over_their_rate_are_refused_in_each_protocol_and_others_are_not() {
+async fn clients_and_classes_over_their_rate_are_refused_in_each_protocol_and_others_are_not() {
     // Ten minutes per token: nothing refills during the test.
     let registry = TestRegistry::start_with(|c| {
         c.limits.pull.per_address_per_sec = Some(1.0 / 600.0);
         c.limits.pull.per_address_burst = Some(3);
         c.limits.api.per_principal_per_sec = Some(1.0 / 600.0);
         c.limits.api.per_principal_burst = Some(2);
+        c.limits.appr_read.rate_per_sec = Some(1.0 / 600.0);
+        c.limits.appr_read.rate_burst = Some(2);
     })
     .await;
     let r = registry
@@ -185,7 +187,18 @@ async fn clients_over_their_rate_are_refused_in_each_protocol_and_others_are_not
     let upload = registry.send(Method::POST, "/v2/acme/app/blobs/uploads/").await;
     assert_eq!(upload.status(), StatusCode::ACCEPTED);
 
+    // The whole App Registry read class: two requests, whoever sends them.
+    assert_eq!(registry.send(Method::GET, "/cnr/api/v1/packages").await.status(), StatusCode::OK);
+    let r = anonymous_client().get(format!("{}/cnr/api/v1/packages", registry.base)).send().await.expect("send");
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = anonymous_client().get(format!("{}/cnr/api/v1/packages", registry.base)).send().await.expect("send");
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    let body: serde_json::Value = r.json().await.expect("App Registry error JSON");
+    assert_eq!(body["error"]["code"], "too-many-requests");
+
     let text = metrics_text(&registry).await;
+    let class_rate = r#"berth_requests_shed_total{class="appr-read",reason="class-rate"}"#;
+    assert!(sample(&text, class_rate).is_some_and(|n| n >= 1.0), "{text}");
     let by_address = r#"berth_requests_shed_total{class="pull",reason="client-rate"}"#;
     assert!(sample(&text, by_address).is_some_and(|n| n >= 1.0), "{text}");
     let by_principal = r#"berth_requests_shed_total{class="api",reason="principal-rate"}"#;

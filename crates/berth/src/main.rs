@@ -30,6 +30,9 @@ enum Command {
     /// Manage users, organizations, teams, robots, repositories and permissions, on the data
     /// directory or on a running server.
     Admin(berth::admin::AdminArgs),
+    /// Load a registry (Berth or not) with several workloads at once and report latency
+    /// percentiles; exits with status 3 on a regression against --baseline.
+    Bench(berth::bench::BenchArgs),
 }
 
 #[derive(Args)]
@@ -55,6 +58,7 @@ fn main() -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)).map(|()| ExitCode::SUCCESS),
         Command::Admin(args) => runtime.block_on(berth::admin::run(args)),
+        Command::Bench(args) => runtime.block_on(berth::bench::run(args)),
     }
 }
 

@@ -3,6 +3,7 @@
 mod api;
 mod appr;
 mod auth;
+mod bench;
 mod blobs;
 mod cli;
 mod clients;

@@ -8,6 +8,7 @@ pub mod cnr;
 mod limits;
 pub mod observe;
 mod oci;
+mod unread_body;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -69,6 +70,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(observe::healthz))
         .route("/readyz", get(observe::readyz))
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe::observe))
+        .layer(axum::middleware::from_fn(unread_body::close_if_body_unread))
         .with_state(state)
 }
 

@@ -205,3 +205,28 @@ async fn clients_and_classes_over_their_rate_are_refused_in_each_protocol_and_ot
     assert!(sample(&text, by_principal).is_some_and(|n| n >= 1.0), "{text}");
     registry.stop().await;
 }
+
+#[tokio::test]
+async fn a_response_sent_before_its_request_body_was_read_closes_the_connection() {
+    let registry = TestRegistry::start_with(|c| {
+        c.limits.push.concurrency = Some(0);
+        c.limits.push.queue = Some(0);
+    })
+    .await;
+    // A shed upload's body is never read: the client must not reuse the connection.
+    let body = vec![7u8; 256 * 1024];
+    let monolithic = format!("/v2/acme/app/blobs/uploads/?digest={}", crate::support::sha256(&body));
+    let shed = registry.req(Method::POST, &monolithic).body(body);
+    let shed = shed.send().await.expect("send");
+    assert_eq!(shed.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(crate::support::header(&shed, "connection"), "close");
+    // Requests without a body, and bodies read to the end, keep the connection.
+    let pulled = registry.send(Method::GET, "/v2/").await;
+    assert_eq!(pulled.status(), StatusCode::OK);
+    assert!(!pulled.headers().contains_key("connection"));
+    let api = registry.req(Method::POST, "/api/v1/organizations").json(&serde_json::json!({"name": "acme"}));
+    let api = api.send().await.expect("send");
+    assert_eq!(api.status(), StatusCode::CREATED);
+    assert!(!api.headers().contains_key("connection"));
+    registry.stop().await;
+}

@@ -21,10 +21,20 @@ pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, \
      application/vnd.docker.distribution.manifest.list.v2+json";
 
 /// How the registry wants `/v2` requests authenticated.
+#[derive(Clone)]
 enum Scheme {
     Open,
     Basic,
     Bearer { realm: Url, service: Option<String> },
+}
+
+fn http_client(timeout: Duration, pool: usize) -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(10)))
+        .pool_max_idle_per_host(pool)
+        .build()
+        .context("building the HTTP client")
 }
 
 /// The registry under test.
@@ -34,6 +44,7 @@ pub struct Target {
     pub base: String,
     credentials: Option<(String, String)>,
     scheme: Scheme,
+    timeout: Duration,
     /// Bearer tokens by scope, with the instant they should no longer be used.
     tokens: Mutex<HashMap<String, (String, Instant)>>,
 }
@@ -52,12 +63,7 @@ impl Target {
             "https" => bail!("--url {url}: this build speaks plain HTTP only (put a plain-HTTP endpoint in front)"),
             other => bail!("--url {url}: unsupported scheme {other:?}"),
         }
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .pool_max_idle_per_host(pool)
-            .build()
-            .context("building the HTTP client")?;
+        let http = http_client(timeout, pool)?;
         let base = url.trim_end_matches('/').to_owned();
         let answer = http.get(format!("{base}/v2/")).send().await.with_context(|| format!("reaching {base}/v2/"))?;
         let scheme = match answer.status() {
@@ -68,7 +74,20 @@ impl Target {
             }
             status => bail!("{base}/v2/ answered {status}: is this a registry?"),
         };
-        Ok(Target { http, base, credentials, scheme, tokens: Mutex::new(HashMap::new()) })
+        Ok(Target { http, base, credentials, scheme, timeout, tokens: Mutex::new(HashMap::new()) })
+    }
+
+    /// The same registry through a client of its own (its own connection pool), for a
+    /// workload that runs on a runtime of its own.
+    pub fn with_own_client(&self, pool: usize) -> anyhow::Result<Target> {
+        Ok(Target {
+            http: http_client(self.timeout, pool)?,
+            base: self.base.clone(),
+            credentials: self.credentials.clone(),
+            scheme: self.scheme.clone(),
+            timeout: self.timeout,
+            tokens: Mutex::new(HashMap::new()),
+        })
     }
 
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {

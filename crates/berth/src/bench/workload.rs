@@ -114,15 +114,44 @@ pub struct Window {
 }
 
 /// Runs every group's workers until the window ends and each has finished its operation.
+///
+/// Each group runs on a runtime (one thread) and an HTTP client of its own, like a separate
+/// client program: a heavy storm then cannot hold up a light workload's workers inside the
+/// load generator and pass that delay off as the server's latency.
 pub async fn run(shared: Arc<Shared>, groups: &[Arc<Group>], window: Window) -> anyhow::Result<()> {
-    let mut workers = JoinSet::new();
+    let mut runs = JoinSet::new();
+    let mut first_worker = 0;
     for group in groups {
-        for id in 0..group.spec.concurrency {
-            // Each worker draws from its own stream.
-            let seed = Rng::new(shared.run_id.wrapping_add(workers.len() as u64)).next_u64();
-            let worker = Worker { shared: Arc::clone(&shared), rng: Rng::new(seed), id };
-            workers.spawn(worker.work(Arc::clone(group), window));
-        }
+        let target = Arc::new(shared.target.with_own_client(group.spec.concurrency + 4)?);
+        let (shared, group, first) = (Arc::clone(&shared), Arc::clone(group), first_worker);
+        first_worker += group.spec.concurrency as u64;
+        runs.spawn_blocking(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting a workload's runtime")?;
+            runtime.block_on(run_group(shared, target, group, window, first))
+        });
+    }
+    while let Some(done) = runs.join_next().await {
+        done.context("a bench workload panicked")??;
+    }
+    Ok(())
+}
+
+async fn run_group(
+    shared: Arc<Shared>,
+    target: Arc<Target>,
+    group: Arc<Group>,
+    window: Window,
+    first_worker: u64,
+) -> anyhow::Result<()> {
+    let mut workers = JoinSet::new();
+    for id in 0..group.spec.concurrency {
+        // Each worker draws from its own stream.
+        let seed = Rng::new(shared.run_id.wrapping_add(first_worker + id as u64)).next_u64();
+        let worker = Worker { shared: Arc::clone(&shared), target: Arc::clone(&target), rng: Rng::new(seed), id };
+        workers.spawn(worker.work(Arc::clone(&group), window));
     }
     while let Some(done) = workers.join_next().await {
         done.context("a bench worker panicked")?;
@@ -132,6 +161,8 @@ pub async fn run(shared: Arc<Shared>, groups: &[Arc<Group>], window: Window) -> 
 
 struct Worker {
     shared: Arc<Shared>,
+    /// The group's own client.
+    target: Arc<Target>,
     rng: Rng,
     id: usize,
 }
@@ -191,7 +222,7 @@ impl Worker {
     async fn pull(&mut self, call: &mut Call<'_>) -> Result<(), Stop> {
         let shared = &self.shared;
         let repo = &shared.images[self.rng.below(shared.images.len())];
-        shared.target.pull_image(call, repo, "latest", shared.auth).await
+        self.target.pull_image(call, repo, "latest", shared.auth).await
     }
 
     /// A fresh image (new random layers, so every byte is really uploaded) under a new tag.
@@ -200,14 +231,14 @@ impl Worker {
         let repo = format!("{}/bench-push-{}", shared.namespace, self.id % PUSH_REPOSITORIES);
         let tag = format!("run-{:016x}-{}", shared.run_id, shared.pushes.fetch_add(1, Relaxed));
         let image = random_image(&mut self.rng, shared.layers, shared.layer_size, &tag);
-        shared.target.push_image(call, &repo, &tag, &image, false).await
+        self.target.push_image(call, &repo, &tag, &image, false).await
     }
 
     /// What OperatorHub does: list the namespace, show a package's default release, fetch
     /// the blob the answer names.
     async fn appr_storm(&mut self, call: &mut Call<'_>) -> Result<(), Stop> {
         let shared = &self.shared;
-        let target = &shared.target;
+        let target = &self.target;
         let auth = if shared.auth { target.basic() } else { None };
         let get = |path: String| {
             let request = target.request(Method::GET, &path);

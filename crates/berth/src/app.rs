@@ -16,7 +16,7 @@ use berth_core::ports::{BlobStore, MetaStore};
 use berth_core::registry::Registry;
 use berth_core::tenancy::store::TenancyStore;
 use berth_core::tenancy::{AuditQueue, Tenancy, write_audit_batches};
-use berth_meta::SqliteMetaStore;
+use berth_meta::{DatabaseLimits, SqliteMetaStore};
 use berth_server::auth::keys::KeyRing;
 use berth_server::observe::Observe;
 use berth_server::{AppState, Auth, Limits};
@@ -41,7 +41,11 @@ pub struct Running {
 pub async fn open_meta(config: &Config) -> anyhow::Result<Arc<SqliteMetaStore>> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
-    let meta = SqliteMetaStore::open(&config.data_dir.join("meta.db"), config.database.readers)
+    let limits = DatabaseLimits {
+        readers: config.database.readers,
+        statement_timeout: Duration::from_millis(config.database.statement_timeout_ms.max(1)),
+    };
+    let meta = SqliteMetaStore::open(&config.data_dir.join("meta.db"), &limits)
         .await
         .context("opening the metadata database")?;
     Ok(Arc::new(meta))

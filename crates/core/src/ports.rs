@@ -84,6 +84,16 @@ pub struct Referrer {
     pub annotations: Option<Map<String, Value>>,
 }
 
+/// How much of a database connection pool is in use, for gauges rendered at scrape time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolUsage {
+    /// The pool's name, e.g. `"reader"` or `"writer"`.
+    pub pool: &'static str,
+    pub in_use: u32,
+    pub idle: u32,
+    pub max: u32,
+}
+
 #[async_trait]
 pub trait MetaStore: TenancyStore + AppRegistryStore + Send + Sync + 'static {
     /// Creates the repository if it does not exist yet, as a push by `creator` does: in its
@@ -94,6 +104,8 @@ pub trait MetaStore: TenancyStore + AppRegistryStore + Send + Sync + 'static {
     async fn repository_exists(&self, name: &RepositoryName) -> Result<bool>;
     /// Fails when the database cannot be reached (readiness).
     async fn ping(&self) -> Result<()>;
+    /// Each connection pool's use now.
+    fn connection_pools(&self) -> Vec<PoolUsage>;
 
     /// The blob, if `name` may serve it.
     async fn repository_blob(&self, name: &RepositoryName, digest: &Digest) -> Result<Option<BlobRecord>>;
@@ -142,6 +154,8 @@ pub trait MetaStore: TenancyStore + AppRegistryStore + Send + Sync + 'static {
     ) -> Result<BlobRecord>;
     /// Upload sessions idle since before `updated_before`, oldest first.
     async fn stale_uploads(&self, updated_before: i64, limit: u32) -> Result<Vec<UploadRecord>>;
+    /// Upload sessions in progress (created, neither committed nor deleted).
+    async fn count_uploads(&self) -> Result<u64>;
 
     async fn manifest(&self, name: &RepositoryName, reference: &Reference) -> Result<Option<ManifestRecord>>;
     /// Stores a manifest, its graph edges and its tags in one transaction, or fails with

@@ -11,4 +11,4 @@ mod testsuite_appregistry;
 #[cfg(any(test, feature = "testing"))]
 mod testsuite_tenancy;
 
-pub use sqlite::SqliteMetaStore;
+pub use sqlite::{DatabaseLimits, SqliteMetaStore};

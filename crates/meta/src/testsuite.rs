@@ -9,6 +9,7 @@ use bytes::Bytes;
 
 /// Runs every check against a fresh, empty `store`, panicking on the first failure.
 pub async fn run(store: &dyn MetaStore) {
+    connection_pools(store);
     repositories(store).await;
     uploads_and_blobs(store).await;
     manifests_and_tags(store).await;
@@ -101,6 +102,14 @@ fn manifest(
     }
 }
 
+fn connection_pools(store: &dyn MetaStore) {
+    let pools = store.connection_pools();
+    assert!(!pools.is_empty());
+    for pool in pools {
+        assert!(pool.max >= 1 && pool.in_use <= pool.max && pool.idle <= pool.max - pool.in_use, "{pool:?}");
+    }
+}
+
 async fn repositories(store: &dyn MetaStore) {
     let r = name("suite/repos");
     assert!(!store.repository_exists(&r).await.expect("exists"));
@@ -113,11 +122,13 @@ async fn uploads_and_blobs(store: &dyn MetaStore) {
     let a = name("suite/blobs-a");
     let b = name("suite/blobs-b");
     store.ensure_repository(&a, &Principal::System, &entry("create_repository")).await.expect("ensure");
+    let sessions = store.count_uploads().await.expect("count");
     store.create_upload(&upload("u1", &a, "k1", 100)).await.expect("create");
     assert!(
         store.create_upload(&upload("u-unknown-repo", &name("suite/none"), "k0", 1)).await.is_err(),
         "upload needs a repository"
     );
+    assert_eq!(store.count_uploads().await.expect("count"), sessions + 1);
 
     let got = store.upload("u1").await.expect("get").expect("present");
     assert_eq!((got.length, got.repository.clone(), got.hash_state.clone()), (0, a.clone(), vec![1, 2, 3]));
@@ -135,6 +146,7 @@ async fn uploads_and_blobs(store: &dyn MetaStore) {
     let blob = BlobRecord { digest: d.clone(), size: 5, storage_key: "k1".into() };
     assert_eq!(store.commit_blob("u1", &a, &blob, 300).await.expect("commit"), blob);
     assert!(store.upload("u1").await.expect("get").is_none(), "committing ends the upload");
+    assert_eq!(store.count_uploads().await.expect("count"), sessions);
     assert!(matches!(store.commit_blob("u1", &a, &blob, 300).await, Err(Error::BlobUploadUnknown)));
 
     // The same digest uploaded again (to another repository) keeps the first copy.
@@ -163,8 +175,10 @@ async fn uploads_and_blobs(store: &dyn MetaStore) {
     assert_eq!(store.repository_blob(&a, &d).await.expect("get"), Some(blob), "other repositories keep it");
 
     store.create_upload(&upload("u3", &a, "k3", 100)).await.expect("create");
+    assert_eq!(store.count_uploads().await.expect("count"), sessions + 1);
     assert!(store.delete_upload("u3").await.expect("delete"));
     assert!(!store.delete_upload("u3").await.expect("delete again"));
+    assert_eq!(store.count_uploads().await.expect("count"), sessions, "cancelling ends the upload");
 }
 
 async fn manifests_and_tags(store: &dyn MetaStore) {

@@ -215,6 +215,17 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         metrics::gauge!("berth_db_connections_in_use", "class" => label)
             .set(state.limits.db_connections_in_use(class) as f64);
     }
+    for pool in state.registry.connection_pools() {
+        for (kind, value) in [("in_use", pool.in_use), ("idle", pool.idle), ("max", pool.max)] {
+            metrics::gauge!("berth_db_pool_connections", "pool" => pool.pool, "state" => kind).set(f64::from(value));
+        }
+    }
+    // Counted in the database, so that it holds every instance's sessions; a failed count
+    // leaves the last value rather than failing the scrape.
+    match state.registry.count_uploads().await {
+        Ok(sessions) => metrics::gauge!("berth_upload_sessions").set(sessions as f64),
+        Err(e) => tracing::warn!(error = %e, "counting upload sessions for /metrics failed"),
+    }
     let mut response = state.observe.prometheus.render().into_response();
     response
         .headers_mut()

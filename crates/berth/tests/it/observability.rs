@@ -29,8 +29,23 @@ async fn metrics_count_requests_by_class_route_and_status_and_pass_promtool() {
     assert_eq!(registry.send(Method::GET, "/v2/acme/app/manifests/missing").await.status(), StatusCode::NOT_FOUND);
     assert_eq!(registry.send(Method::GET, "/cnr/api/v1/packages").await.status(), StatusCode::OK);
     assert_eq!(registry.send(Method::GET, "/api/v1/user").await.status(), StatusCode::OK);
+    // One upload session left open.
+    let started = registry.send(Method::POST, "/v2/acme/app/blobs/uploads/").await;
+    assert_eq!(started.status(), StatusCode::ACCEPTED);
 
     let text = metrics_text(&registry).await;
+    assert_eq!(sample(&text, "berth_upload_sessions "), Some(1.0), "{text}");
+    assert_eq!(sample(&text, r#"berth_db_pool_connections{pool="writer",state="max"}"#), Some(1.0), "{text}");
+    assert!(sample(&text, r#"berth_db_pool_connections{pool="reader",state="max"}"#).is_some_and(|n| n >= 1.0));
+    for expected in [
+        r#"berth_db_query_duration_seconds_count{pool="writer"}"#,
+        r#"berth_db_query_duration_seconds_count{pool="reader"}"#,
+        r#"berth_db_acquire_wait_seconds_count{pool="reader"}"#,
+        r#"berth_db_connections_in_use{class="pull"}"#,
+        r#"berth_requests_queued{class="push"}"#,
+    ] {
+        assert!(sample(&text, expected).is_some_and(|n| n >= 0.0), "{expected} missing from:\n{text}");
+    }
     for expected in [
         r#"berth_http_requests_total{class="pull",route="GetManifest",status="200"}"#,
         r#"berth_http_requests_total{class="pull",route="GetManifest",status="404"}"#,
@@ -228,5 +243,26 @@ async fn a_response_sent_before_its_request_body_was_read_closes_the_connection(
     let api = api.send().await.expect("send");
     assert_eq!(api.status(), StatusCode::CREATED);
     assert!(!api.headers().contains_key("connection"));
+    registry.stop().await;
+}
+
+#[tokio::test]
+async fn a_class_without_database_connections_gets_503_while_pulls_use_theirs() {
+    let registry = TestRegistry::start_with(|c| {
+        c.database.statement_timeout_ms = 100;
+        c.limits.appr_read.db_connections = Some(0);
+    })
+    .await;
+    registry.push_image("acme/app", "v1", &[b"layer"]).await;
+    // The listing is not cached yet, so it needs the database, and its class has no share.
+    let refused = anonymous_client().get(format!("{}/cnr/api/v1/packages", registry.base)).send().await.expect("send");
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(refused.headers().contains_key("retry-after"));
+    let body: serde_json::Value = refused.json().await.expect("App Registry error JSON");
+    assert_eq!(body["error"]["code"], "unavailable");
+    assert_eq!(registry.send(Method::GET, "/v2/acme/app/manifests/v1").await.status(), StatusCode::OK);
+    let text = metrics_text(&registry).await;
+    let timeouts = r#"berth_db_share_timeouts_total{class="appr-read"}"#;
+    assert!(sample(&text, timeouts).is_some_and(|n| n >= 1.0), "{text}");
     registry.stop().await;
 }

@@ -91,6 +91,16 @@ impl Registry {
         self.blobs.ping().await
     }
 
+    /// The metadata store's connection pools, for the metrics.
+    pub fn connection_pools(&self) -> Vec<crate::ports::PoolUsage> {
+        self.meta.connection_pools()
+    }
+
+    /// Upload sessions open now, for the metrics.
+    pub async fn count_uploads(&self) -> crate::Result<u64> {
+        self.meta.count_uploads().await
+    }
+
     pub fn config(&self) -> &RegistryConfig {
         &self.config
     }

@@ -12,12 +12,13 @@ use berth_core::ports::BlobRecord;
 use berth_core::tenancy::records::AuditEntry;
 use berth_core::{Error, Result};
 use berth_oci::RepositoryName;
-use sqlx::{AssertSqlSafe, SqliteConnection};
+use sqlx::AssertSqlSafe;
 
+use super::lease::{Tx, Within};
 use super::rows::BlobRow;
 use super::shared::{READABLE, ensure_repository, insert_audit, principal_ids, wrong_kind};
 use super::tenancy::parse;
-use super::{SqliteMetaStore, db_error, size_to_db};
+use super::{SqliteMetaStore, size_to_db};
 
 fn blob_record(digest: String, size: i64, storage_key: String) -> Result<BlobRecord> {
     BlobRow::new(digest, size, storage_key).into_record()
@@ -25,12 +26,12 @@ fn blob_record(digest: String, size: i64, storage_key: String) -> Result<BlobRec
 
 /// The id of an application repository; `None` when there is none, `WrongKind` for an image
 /// repository.
-async fn package_id(conn: &mut SqliteConnection, name: &RepositoryName) -> Result<Option<i64>> {
+async fn package_id(tx: &mut Tx<'_>, name: &RepositoryName) -> Result<Option<i64>> {
     let row: Option<(i64, String)> = sqlx::query_as("SELECT id, kind FROM repositories WHERE name = ?")
         .bind(name.as_str())
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(db_error)?;
+        .fetch_optional(&mut *tx.conn)
+        .within(tx.limit)
+        .await?;
     match row {
         None => Ok(None),
         Some((_, kind)) if kind != RepositoryKind::Application.as_str() => Err(wrong_kind(name, &kind)),
@@ -39,39 +40,34 @@ async fn package_id(conn: &mut SqliteConnection, name: &RepositoryName) -> Resul
 }
 
 /// Whether the package has the release, in any media type.
-async fn has_release(conn: &mut SqliteConnection, repository_id: i64, release: &str) -> Result<bool> {
+async fn has_release(tx: &mut Tx<'_>, repository_id: i64, release: &str) -> Result<bool> {
     let found: Option<i64> =
         sqlx::query_scalar("SELECT 1 FROM app_releases WHERE repository_id = ? AND release = ? LIMIT 1")
             .bind(repository_id)
             .bind(release)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(db_error)?;
+            .fetch_optional(&mut *tx.conn)
+            .within(tx.limit)
+            .await?;
     Ok(found.is_some())
 }
 
 /// A channel's releases, newest first.
-async fn channel_releases(conn: &mut SqliteConnection, repository_id: i64, channel: &str) -> Result<Vec<String>> {
+async fn channel_releases(tx: &mut Tx<'_>, repository_id: i64, channel: &str) -> Result<Vec<String>> {
     let mut releases: Vec<String> =
         sqlx::query_scalar("SELECT release FROM app_channel_releases WHERE repository_id = ? AND channel = ?")
             .bind(repository_id)
             .bind(channel)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(db_error)?;
+            .fetch_all(&mut *tx.conn)
+            .within(tx.limit)
+            .await?;
     version::sort_descending(&mut releases);
     Ok(releases)
 }
 
 /// After `channel` lost releases: deletes it when none are left, otherwise makes its highest
 /// remaining release current (with `lost`, only if its current was that release).
-async fn settle_channel(
-    conn: &mut SqliteConnection,
-    repository_id: i64,
-    channel: &str,
-    lost: Option<&str>,
-) -> Result<()> {
-    let remaining = channel_releases(conn, repository_id, channel).await?;
+async fn settle_channel(tx: &mut Tx<'_>, repository_id: i64, channel: &str, lost: Option<&str>) -> Result<()> {
+    let remaining = channel_releases(tx, repository_id, channel).await?;
     let statement = match remaining.first() {
         None => sqlx::query("DELETE FROM app_channels WHERE repository_id = ? AND name = ?")
             .bind(repository_id)
@@ -85,7 +81,7 @@ async fn settle_channel(
         .bind(channel)
         .bind(lost),
     };
-    statement.execute(&mut *conn).await.map_err(db_error)?;
+    statement.execute(&mut *tx.conn).within(tx.limit).await?;
     Ok(())
 }
 
@@ -94,13 +90,14 @@ type ReleaseRow = (String, String, String, Option<String>, i64, String, i64, Str
 #[async_trait]
 impl AppRegistryStore for SqliteMetaStore {
     async fn app_package(&self, name: &RepositoryName) -> Result<Option<AppPackage>> {
-        let mut tx = self.reader.begin().await.map_err(db_error)?;
+        let mut lease = self.reader.lease().await?;
+        let mut tx = lease.begin().await?;
         let row: Option<(i64, String, String, i64)> =
             sqlx::query_as("SELECT id, kind, visibility, created_at FROM repositories WHERE name = ?")
                 .bind(name.as_str())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_error)?;
+                .fetch_optional(&mut *tx.conn)
+                .within(tx.limit)
+                .await?;
         let Some((id, kind, visibility, created_at)) = row else { return Ok(None) };
         let kind: RepositoryKind = parse(&kind)?;
         let mut package = AppPackage {
@@ -120,18 +117,20 @@ impl AppRegistryStore for SqliteMetaStore {
              WHERE ar.repository_id = ?",
         )
         .bind(id)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db_error)?;
+        .fetch_all(&mut *tx.conn)
+        .within(tx.limit)
+        .await?;
         let channels: Vec<(String, String, Option<String>)> = sqlx::query_as(
             "SELECT c.name, c.current, cr.release FROM app_channels c LEFT JOIN app_channel_releases cr \
              ON cr.repository_id = c.repository_id AND cr.channel = c.name WHERE c.repository_id = ? ORDER BY c.name",
         )
         .bind(id)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        tx.commit().await.map_err(db_error)?;
+        .fetch_all(&mut *tx.conn)
+        .within(tx.limit)
+        .await?;
+        tx.commit().await?;
+        // Assembling the package needs no connection: let it go for the next request.
+        drop(lease);
 
         for (release, media_type, digest, metadata, created_at, blob_digest, size, storage_key) in rows {
             let blob = blob_record(blob_digest, size, storage_key)?;
@@ -171,9 +170,9 @@ impl AppRegistryStore for SqliteMetaStore {
              ORDER BY r.name",
         )
         .bind(namespace)
-        .fetch_all(&self.reader)
-        .await
-        .map_err(db_error)?;
+        .fetch_all(&mut *self.reader.lease().await?)
+        .within(self.reader.limit)
+        .await?;
         let mut packages: Vec<PackageRow> = Vec::new();
         for (name, visibility, created_at, release, media_type, release_created_at) in rows {
             if packages.last().is_none_or(|p| p.name != name) {
@@ -201,23 +200,24 @@ impl AppRegistryStore for SqliteMetaStore {
             .bind(robot)
             .bind(principal.is_superuser())
             .bind(namespace)
-            .fetch_all(&self.reader)
-            .await
-            .map_err(db_error)?;
+            .fetch_all(&mut *self.reader.lease().await?)
+            .within(self.reader.limit)
+            .await?;
         Ok(names.into_iter().collect())
     }
 
     async fn repository_kind(&self, name: &RepositoryName) -> Result<Option<RepositoryKind>> {
         let kind: Option<String> = sqlx::query_scalar("SELECT kind FROM repositories WHERE name = ?")
             .bind(name.as_str())
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(db_error)?;
+            .fetch_optional(&mut *self.reader.lease().await?)
+            .within(self.reader.limit)
+            .await?;
         kind.map(|k| parse(&k)).transpose()
     }
 
     async fn app_push(&self, push: &AppPush) -> Result<BlobRecord> {
-        let mut tx = self.writer.begin().await.map_err(db_error)?;
+        let mut lease = self.writer.lease().await?;
+        let mut tx = lease.begin().await?;
         let (id, created) =
             ensure_repository(&mut tx, &push.name, RepositoryKind::Application, &push.creator, &push.creation_audit)
                 .await?;
@@ -225,18 +225,18 @@ impl AppRegistryStore for SqliteMetaStore {
             sqlx::query("UPDATE repositories SET visibility = ? WHERE id = ?")
                 .bind(push.visibility.as_str())
                 .bind(id)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?;
+                .execute(&mut *tx.conn)
+                .within(tx.limit)
+                .await?;
         }
         let existing: Option<i64> =
             sqlx::query_scalar("SELECT 1 FROM app_releases WHERE repository_id = ? AND release = ? AND media_type = ?")
                 .bind(id)
                 .bind(&push.release)
                 .bind(&push.media_type)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_error)?;
+                .fetch_optional(&mut *tx.conn)
+                .within(tx.limit)
+                .await?;
         if existing.is_some() && !push.force {
             return Err(exists(&push.name, &push.release, &push.media_type));
         }
@@ -247,9 +247,9 @@ impl AppRegistryStore for SqliteMetaStore {
              WHERE ab.digest = ?",
         )
         .bind(&push.digest)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db_error)?;
+        .fetch_optional(&mut *tx.conn)
+        .within(tx.limit)
+        .await?;
         let stored = match stored {
             Some((digest, size, key)) => blob_record(digest, size, key)?,
             None => {
@@ -261,22 +261,22 @@ impl AppRegistryStore for SqliteMetaStore {
                 .bind(size_to_db(push.blob.size)?)
                 .bind(&push.blob.storage_key)
                 .bind(push.now)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?;
+                .execute(&mut *tx.conn)
+                .within(tx.limit)
+                .await?;
                 let (digest, size, key): (String, i64, String) =
                     sqlx::query_as("SELECT digest, size, storage_key FROM blobs WHERE digest = ?")
                         .bind(push.blob.digest.as_str())
-                        .fetch_one(&mut *tx)
-                        .await
-                        .map_err(db_error)?;
+                        .fetch_one(&mut *tx.conn)
+                        .within(tx.limit)
+                        .await?;
                 sqlx::query("INSERT INTO app_blobs (digest, blob_digest, created_at) VALUES (?, ?, ?)")
                     .bind(&push.digest)
                     .bind(&digest)
                     .bind(push.now)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_error)?;
+                    .execute(&mut *tx.conn)
+                    .within(tx.limit)
+                    .await?;
                 blob_record(digest, size, key)?
             }
         };
@@ -291,11 +291,11 @@ impl AppRegistryStore for SqliteMetaStore {
         .bind(&push.digest)
         .bind(push.metadata.as_deref())
         .bind(push.now)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
+        .execute(&mut *tx.conn)
+        .within(tx.limit)
+        .await?;
         insert_audit(&mut tx, &push.audit).await?;
-        tx.commit().await.map_err(db_error)?;
+        tx.commit().await?;
         Ok(stored)
     }
 
@@ -306,16 +306,17 @@ impl AppRegistryStore for SqliteMetaStore {
         media_type: &str,
         audit: &AuditEntry,
     ) -> Result<bool> {
-        let mut tx = self.writer.begin().await.map_err(db_error)?;
+        let mut lease = self.writer.lease().await?;
+        let mut tx = lease.begin().await?;
         let Some(id) = package_id(&mut tx, name).await? else { return Ok(false) };
         let deleted =
             sqlx::query("DELETE FROM app_releases WHERE repository_id = ? AND release = ? AND media_type = ?")
                 .bind(id)
                 .bind(release)
                 .bind(media_type)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?;
+                .execute(&mut *tx.conn)
+                .within(tx.limit)
+                .await?;
         if deleted.rows_affected() == 0 {
             return Ok(false);
         }
@@ -326,16 +327,16 @@ impl AppRegistryStore for SqliteMetaStore {
             )
             .bind(id)
             .bind(release)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db_error)?;
+            .fetch_all(&mut *tx.conn)
+            .within(tx.limit)
+            .await?;
             // Only channels whose current release it was move; the others keep theirs.
             for channel in channels {
                 settle_channel(&mut tx, id, &channel, Some(release)).await?;
             }
         }
         insert_audit(&mut tx, audit).await?;
-        tx.commit().await.map_err(db_error)?;
+        tx.commit().await?;
         Ok(true)
     }
 
@@ -346,7 +347,8 @@ impl AppRegistryStore for SqliteMetaStore {
         release: &str,
         audit: &AuditEntry,
     ) -> Result<AppChannel> {
-        let mut tx = self.writer.begin().await.map_err(db_error)?;
+        let mut lease = self.writer.lease().await?;
+        let mut tx = lease.begin().await?;
         let Some(id) = package_id(&mut tx, name).await? else {
             return Err(Error::PackageNotFound(format!("package {name} does not exist")));
         };
@@ -360,21 +362,21 @@ impl AppRegistryStore for SqliteMetaStore {
         .bind(id)
         .bind(channel)
         .bind(release)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
+        .execute(&mut *tx.conn)
+        .within(tx.limit)
+        .await?;
         sqlx::query(
             "INSERT INTO app_channel_releases (repository_id, channel, release) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
         )
         .bind(id)
         .bind(channel)
         .bind(release)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
+        .execute(&mut *tx.conn)
+        .within(tx.limit)
+        .await?;
         let releases = channel_releases(&mut tx, id, channel).await?;
         insert_audit(&mut tx, audit).await?;
-        tx.commit().await.map_err(db_error)?;
+        tx.commit().await?;
         Ok(AppChannel { name: channel.to_owned(), current: release.to_owned(), releases })
     }
 
@@ -385,14 +387,15 @@ impl AppRegistryStore for SqliteMetaStore {
         release: &str,
         audit: &AuditEntry,
     ) -> Result<Option<()>> {
-        let mut tx = self.writer.begin().await.map_err(db_error)?;
+        let mut lease = self.writer.lease().await?;
+        let mut tx = lease.begin().await?;
         let Some(id) = package_id(&mut tx, name).await? else { return Ok(None) };
         let known: Option<i64> = sqlx::query_scalar("SELECT 1 FROM app_channels WHERE repository_id = ? AND name = ?")
             .bind(id)
             .bind(channel)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_error)?;
+            .fetch_optional(&mut *tx.conn)
+            .within(tx.limit)
+            .await?;
         if known.is_none() {
             return Ok(None);
         }
@@ -400,29 +403,30 @@ impl AppRegistryStore for SqliteMetaStore {
             .bind(id)
             .bind(channel)
             .bind(release)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+            .execute(&mut *tx.conn)
+            .within(tx.limit)
+            .await?;
         settle_channel(&mut tx, id, channel, None).await?;
         insert_audit(&mut tx, audit).await?;
-        tx.commit().await.map_err(db_error)?;
+        tx.commit().await?;
         Ok(Some(()))
     }
 
     async fn app_channel_delete(&self, name: &RepositoryName, channel: &str, audit: &AuditEntry) -> Result<bool> {
-        let mut tx = self.writer.begin().await.map_err(db_error)?;
+        let mut lease = self.writer.lease().await?;
+        let mut tx = lease.begin().await?;
         let Some(id) = package_id(&mut tx, name).await? else { return Ok(false) };
         let deleted = sqlx::query("DELETE FROM app_channels WHERE repository_id = ? AND name = ?")
             .bind(id)
             .bind(channel)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+            .execute(&mut *tx.conn)
+            .within(tx.limit)
+            .await?;
         if deleted.rows_affected() == 0 {
             return Ok(false);
         }
         insert_audit(&mut tx, audit).await?;
-        tx.commit().await.map_err(db_error)?;
+        tx.commit().await?;
         Ok(true)
     }
 }

@@ -2,6 +2,7 @@
 //! queueing in the pool is cheaper than lock retries) and a small pool of readers.
 
 mod appregistry;
+mod lease;
 mod rows;
 mod shared;
 mod tenancy;
@@ -12,13 +13,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use berth_core::access::{Principal, RepositoryKind};
-use berth_core::ports::{BlobRecord, ManifestRecord, MetaStore, NewManifest, Referrer, UploadRecord};
+use berth_core::ports::{BlobRecord, ManifestRecord, MetaStore, NewManifest, PoolUsage, Referrer, UploadRecord};
 use berth_core::tenancy::records::AuditEntry;
 use berth_core::{Error, Result};
 use berth_oci::{Digest, Reference, RepositoryName, Tag};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{AssertSqlSafe, QueryBuilder, Sqlite, SqliteConnection};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{AssertSqlSafe, QueryBuilder, Sqlite};
 
+use lease::{Pool, Tx, Within};
 use rows::{BlobRow, ManifestRow, ReferrerRow, UploadRow};
 use shared::{READABLE, ensure_repository, insert_audit, principal_ids};
 
@@ -34,9 +36,26 @@ macro_rules! select_uploads {
 /// Digests bound per `IN (...)` list, well under SQLite's variable limit.
 const IN_LIST_CHUNK: usize = 500;
 
+/// Sizes and time limits of the database connections.
+#[derive(Debug, Clone)]
+pub struct DatabaseLimits {
+    /// Reader connections (at least 1); there is always one writer.
+    pub readers: u32,
+    /// The longest a statement may run, and a request wait for a pool connection, before it
+    /// fails with `Unavailable`. SQLite's wait for the write lock gives up at nine tenths of
+    /// it, so a locked database is reported as such rather than as a slow statement.
+    pub statement_timeout: Duration,
+}
+
+impl Default for DatabaseLimits {
+    fn default() -> Self {
+        DatabaseLimits { readers: 4, statement_timeout: Duration::from_secs(5) }
+    }
+}
+
 pub struct SqliteMetaStore {
-    reader: SqlitePool,
-    writer: SqlitePool,
+    reader: Pool,
+    writer: Pool,
 }
 
 fn db_error(e: sqlx::Error) -> Error {
@@ -45,18 +64,20 @@ fn db_error(e: sqlx::Error) -> Error {
 
 impl SqliteMetaStore {
     /// Opens (creating if needed) the database file and applies pending migrations.
-    pub async fn open(path: &Path, readers: u32) -> Result<SqliteMetaStore> {
+    pub async fn open(path: &Path, limits: &DatabaseLimits) -> Result<SqliteMetaStore> {
+        let timeout = limits.statement_timeout;
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             // FULL: a commit that was acknowledged survives power loss, not just a crash.
             .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(10))
+            .busy_timeout(timeout - timeout / 10)
             .foreign_keys(true);
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
+            .acquire_timeout(timeout)
             .connect_with(options.clone())
             .await
             .map_err(db_error)?;
@@ -64,9 +85,16 @@ impl SqliteMetaStore {
             .run(&writer)
             .await
             .map_err(|e| Error::Backend(format!("migrating the database: {e}")))?;
-        let reader =
-            SqlitePoolOptions::new().max_connections(readers.max(1)).connect_with(options).await.map_err(db_error)?;
-        Ok(SqliteMetaStore { reader, writer })
+        let reader = SqlitePoolOptions::new()
+            .max_connections(limits.readers.max(1))
+            .acquire_timeout(timeout)
+            .connect_with(options)
+            .await
+            .map_err(db_error)?;
+        Ok(SqliteMetaStore {
+            reader: Pool::new("reader", reader, timeout, "BEGIN"),
+            writer: Pool::new("writer", writer, timeout, "BEGIN IMMEDIATE"),
+        })
     }
 
     pub async fn close(&self) {
@@ -82,23 +110,36 @@ fn size_to_db(size: u64) -> Result<i64> {
 #[async_trait]
 impl MetaStore for SqliteMetaStore {
     async fn ensure_repository(&self, name: &RepositoryName, creator: &Principal, audit: &AuditEntry) -> Result<bool> {
-        let mut tx = self.writer.begin().await.map_err(db_error)?;
+        let mut lease = self.writer.lease().await?;
+        let mut tx = lease.begin().await?;
         let (_, created) = ensure_repository(&mut tx, name, RepositoryKind::Image, creator, audit).await?;
-        tx.commit().await.map_err(db_error)?;
+        tx.commit().await?;
         Ok(created)
     }
 
+    fn connection_pools(&self) -> Vec<PoolUsage> {
+        vec![self.reader.usage(), self.writer.usage()]
+    }
+
+    async fn count_uploads(&self) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM uploads")
+            .fetch_one(&mut *self.reader.lease().await?)
+            .within(self.reader.limit)
+            .await?;
+        u64::try_from(n).map_err(|_| Error::Backend(format!("database counts {n} uploads")))
+    }
+
     async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.reader).await.map_err(db_error)?;
+        sqlx::query("SELECT 1").execute(&mut *self.reader.lease().await?).within(self.reader.limit).await?;
         Ok(())
     }
 
     async fn repository_exists(&self, name: &RepositoryName) -> Result<bool> {
         let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM repositories WHERE name = ?")
             .bind(name.as_str())
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(db_error)?;
+            .fetch_optional(&mut *self.reader.lease().await?)
+            .within(self.reader.limit)
+            .await?;
         Ok(found.is_some())
     }
 
@@ -111,18 +152,18 @@ impl MetaStore for SqliteMetaStore {
         )
         .bind(name.as_str())
         .bind(digest.as_str())
-        .fetch_optional(&self.reader)
-        .await
-        .map_err(db_error)?;
+        .fetch_optional(&mut *self.reader.lease().await?)
+        .within(self.reader.limit)
+        .await?;
         row.map(BlobRow::into_record).transpose()
     }
 
     async fn blob(&self, digest: &Digest) -> Result<Option<BlobRecord>> {
         let row: Option<BlobRow> = sqlx::query_as("SELECT digest, size, storage_key FROM blobs WHERE digest = ?")
             .bind(digest.as_str())
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(db_error)?;
+            .fetch_optional(&mut *self.reader.lease().await?)
+            .within(self.reader.limit)
+            .await?;
         row.map(BlobRow::into_record).transpose()
     }
 
@@ -138,9 +179,9 @@ impl MetaStore for SqliteMetaStore {
             .bind(robot)
             .bind(principal.is_superuser())
             .bind(digest.as_str())
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(db_error)?;
+            .fetch_optional(&mut *self.reader.lease().await?)
+            .within(self.reader.limit)
+            .await?;
         row.map(BlobRow::into_record).transpose()
     }
 
@@ -152,7 +193,8 @@ impl MetaStore for SqliteMetaStore {
         audit: &AuditEntry,
         now: i64,
     ) -> Result<()> {
-        let mut tx = self.writer.begin().await.map_err(db_error)?;
+        let mut lease = self.writer.lease().await?;
+        let mut tx = lease.begin().await?;
         let (repository_id, _) = ensure_repository(&mut tx, name, RepositoryKind::Image, creator, audit).await?;
         let linked = sqlx::query(
             "INSERT INTO repository_blobs (repository_id, digest, created_at) \
@@ -162,38 +204,39 @@ impl MetaStore for SqliteMetaStore {
         .bind(repository_id)
         .bind(now)
         .bind(digest.as_str())
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
+        .execute(&mut *tx.conn)
+        .within(tx.limit)
+        .await?;
         let present: Option<i64> =
             sqlx::query_scalar("SELECT 1 FROM repository_blobs WHERE repository_id = ? AND digest = ?")
                 .bind(repository_id)
                 .bind(digest.as_str())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_error)?;
+                .fetch_optional(&mut *tx.conn)
+                .within(tx.limit)
+                .await?;
         if linked.rows_affected() == 0 && present.is_none() {
             return Err(Error::BlobUnknown(digest.clone()));
         }
-        tx.commit().await.map_err(db_error)
+        tx.commit().await
     }
 
     async fn unlink_blob(&self, name: &RepositoryName, digest: &Digest, audit: &AuditEntry) -> Result<bool> {
-        let mut tx = self.writer.begin().await.map_err(db_error)?;
+        let mut lease = self.writer.lease().await?;
+        let mut tx = lease.begin().await?;
         let done = sqlx::query(
             "DELETE FROM repository_blobs WHERE digest = ? \
              AND repository_id = (SELECT id FROM repositories WHERE name = ?)",
         )
         .bind(digest.as_str())
         .bind(name.as_str())
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
+        .execute(&mut *tx.conn)
+        .within(tx.limit)
+        .await?;
         if done.rows_affected() == 0 {
             return Ok(false);
         }
         insert_audit(&mut tx, audit).await?;
-        tx.commit().await.map_err(db_error)?;
+        tx.commit().await?;
         Ok(true)
     }
 
@@ -213,9 +256,9 @@ impl MetaStore for SqliteMetaStore {
         .bind(upload.created_at)
         .bind(upload.updated_at)
         .bind(upload.repository.as_str())
-        .execute(&self.writer)
-        .await
-        .map_err(db_error)?;
+        .execute(&mut *self.writer.lease().await?)
+        .within(self.writer.limit)
+        .await?;
         if done.rows_affected() == 0 {
             return Err(Error::NameUnknown(upload.repository.to_string()));
         }
@@ -225,9 +268,9 @@ impl MetaStore for SqliteMetaStore {
     async fn upload(&self, id: &str) -> Result<Option<UploadRecord>> {
         let row: Option<UploadRow> = sqlx::query_as(concat!(select_uploads!(), " WHERE u.id = ?"))
             .bind(id)
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(db_error)?;
+            .fetch_optional(&mut *self.reader.lease().await?)
+            .within(self.reader.limit)
+            .await?;
         row.map(UploadRow::into_record).transpose()
     }
 
@@ -251,15 +294,18 @@ impl MetaStore for SqliteMetaStore {
         .bind(now)
         .bind(id)
         .bind(size_to_db(expected_length)?)
-        .execute(&self.writer)
-        .await
-        .map_err(db_error)?;
+        .execute(&mut *self.writer.lease().await?)
+        .within(self.writer.limit)
+        .await?;
         Ok(done.rows_affected() > 0)
     }
 
     async fn delete_upload(&self, id: &str) -> Result<bool> {
-        let done =
-            sqlx::query("DELETE FROM uploads WHERE id = ?").bind(id).execute(&self.writer).await.map_err(db_error)?;
+        let done = sqlx::query("DELETE FROM uploads WHERE id = ?")
+            .bind(id)
+            .execute(&mut *self.writer.lease().await?)
+            .within(self.writer.limit)
+            .await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -270,12 +316,13 @@ impl MetaStore for SqliteMetaStore {
         blob: &BlobRecord,
         now: i64,
     ) -> Result<BlobRecord> {
-        let mut tx = self.writer.begin().await.map_err(db_error)?;
+        let mut lease = self.writer.lease().await?;
+        let mut tx = lease.begin().await?;
         let ended = sqlx::query("DELETE FROM uploads WHERE id = ?")
             .bind(upload_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+            .execute(&mut *tx.conn)
+            .within(tx.limit)
+            .await?;
         if ended.rows_affected() == 0 {
             return Err(Error::BlobUploadUnknown);
         }
@@ -284,19 +331,19 @@ impl MetaStore for SqliteMetaStore {
             .bind(size_to_db(blob.size)?)
             .bind(&blob.storage_key)
             .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+            .execute(&mut *tx.conn)
+            .within(tx.limit)
+            .await?;
         let stored: BlobRow = sqlx::query_as("SELECT digest, size, storage_key FROM blobs WHERE digest = ?")
             .bind(blob.digest.as_str())
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db_error)?;
+            .fetch_one(&mut *tx.conn)
+            .within(tx.limit)
+            .await?;
         let repository_id: i64 = sqlx::query_scalar("SELECT id FROM repositories WHERE name = ?")
             .bind(name.as_str())
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db_error)?;
+            .fetch_one(&mut *tx.conn)
+            .within(tx.limit)
+            .await?;
         sqlx::query(
             "INSERT INTO repository_blobs (repository_id, digest, created_at) VALUES (?, ?, ?) \
              ON CONFLICT (repository_id, digest) DO NOTHING",
@@ -304,10 +351,10 @@ impl MetaStore for SqliteMetaStore {
         .bind(repository_id)
         .bind(blob.digest.as_str())
         .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        tx.commit().await.map_err(db_error)?;
+        .execute(&mut *tx.conn)
+        .within(tx.limit)
+        .await?;
+        tx.commit().await?;
         stored.into_record()
     }
 
@@ -316,9 +363,9 @@ impl MetaStore for SqliteMetaStore {
             sqlx::query_as(concat!(select_uploads!(), " WHERE u.updated_at < ? ORDER BY u.updated_at LIMIT ?"))
                 .bind(updated_before)
                 .bind(i64::from(limit))
-                .fetch_all(&self.reader)
-                .await
-                .map_err(db_error)?;
+                .fetch_all(&mut *self.reader.lease().await?)
+                .within(self.reader.limit)
+                .await?;
         rows.into_iter().map(UploadRow::into_record).collect()
     }
 
@@ -338,12 +385,14 @@ impl MetaStore for SqliteMetaStore {
             .bind(name.as_str())
             .bind(tag.as_str()),
         };
-        let row: Option<ManifestRow> = query.fetch_optional(&self.reader).await.map_err(db_error)?;
+        let row: Option<ManifestRow> =
+            query.fetch_optional(&mut *self.reader.lease().await?).within(self.reader.limit).await?;
         row.map(ManifestRow::into_record).transpose()
     }
 
     async fn commit_manifest(&self, m: &NewManifest) -> Result<()> {
-        let mut tx = self.writer.begin().await.map_err(db_error)?;
+        let mut lease = self.writer.lease().await?;
+        let mut tx = lease.begin().await?;
         let creation = AuditEntry { action: "create_repository".into(), details: None, ..m.audit.clone() };
         let (repository_id, _) =
             ensure_repository(&mut tx, &m.repository, RepositoryKind::Image, &m.creator, &creation).await?;
@@ -388,9 +437,9 @@ impl MetaStore for SqliteMetaStore {
         .bind(size_to_db(m.bytes.len() as u64)?)
         .bind(m.bytes.as_ref())
         .bind(m.now)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db_error)?;
+        .fetch_optional(&mut *tx.conn)
+        .within(tx.limit)
+        .await?;
         let manifest_id = match inserted {
             Some(id) => {
                 insert_edges(&mut tx, id, "INSERT INTO manifest_blobs (manifest_id, digest) ", &wanted_blobs).await?;
@@ -403,41 +452,45 @@ impl MetaStore for SqliteMetaStore {
                 .await?;
                 id
             }
-            None => sqlx::query_scalar("SELECT id FROM manifests WHERE repository_id = ? AND digest = ?")
-                .bind(repository_id)
-                .bind(m.digest.as_str())
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db_error)?,
+            None => {
+                sqlx::query_scalar("SELECT id FROM manifests WHERE repository_id = ? AND digest = ?")
+                    .bind(repository_id)
+                    .bind(m.digest.as_str())
+                    .fetch_one(&mut *tx.conn)
+                    .within(tx.limit)
+                    .await?
+            }
         };
         for tag in &m.tags {
             move_tag(&mut tx, repository_id, tag, manifest_id, m.now).await?;
         }
         insert_audit(&mut tx, &m.audit).await?;
-        tx.commit().await.map_err(db_error)
+        tx.commit().await
     }
 
     async fn delete_manifest(&self, name: &RepositoryName, digest: &Digest, audit: &AuditEntry) -> Result<bool> {
         // Tags and graph edges go with it (ON DELETE CASCADE).
-        let mut tx = self.writer.begin().await.map_err(db_error)?;
+        let mut lease = self.writer.lease().await?;
+        let mut tx = lease.begin().await?;
         let done = sqlx::query(
             "DELETE FROM manifests WHERE digest = ? AND repository_id = (SELECT id FROM repositories WHERE name = ?)",
         )
         .bind(digest.as_str())
         .bind(name.as_str())
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
+        .execute(&mut *tx.conn)
+        .within(tx.limit)
+        .await?;
         if done.rows_affected() == 0 {
             return Ok(false);
         }
         insert_audit(&mut tx, audit).await?;
-        tx.commit().await.map_err(db_error)?;
+        tx.commit().await?;
         Ok(true)
     }
 
     async fn delete_tag(&self, name: &RepositoryName, tag: &Tag, now: i64, audit: &AuditEntry) -> Result<bool> {
-        let mut tx = self.writer.begin().await.map_err(db_error)?;
+        let mut lease = self.writer.lease().await?;
+        let mut tx = lease.begin().await?;
         let done = sqlx::query(
             "UPDATE tags SET lifetime_end = ? WHERE name = ? AND lifetime_end IS NULL \
              AND repository_id = (SELECT id FROM repositories WHERE name = ?)",
@@ -445,14 +498,14 @@ impl MetaStore for SqliteMetaStore {
         .bind(now)
         .bind(tag.as_str())
         .bind(name.as_str())
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
+        .execute(&mut *tx.conn)
+        .within(tx.limit)
+        .await?;
         if done.rows_affected() == 0 {
             return Ok(false);
         }
         insert_audit(&mut tx, audit).await?;
-        tx.commit().await.map_err(db_error)?;
+        tx.commit().await?;
         Ok(true)
     }
 
@@ -464,15 +517,15 @@ impl MetaStore for SqliteMetaStore {
         .bind(name.as_str())
         .bind(last.unwrap_or(""))
         .bind(i64::from(limit))
-        .fetch_all(&self.reader)
-        .await
-        .map_err(db_error)?;
+        .fetch_all(&mut *self.reader.lease().await?)
+        .within(self.reader.limit)
+        .await?;
         if tags.is_empty() {
             let kind: Option<String> = sqlx::query_scalar("SELECT kind FROM repositories WHERE name = ?")
                 .bind(name.as_str())
-                .fetch_optional(&self.reader)
-                .await
-                .map_err(db_error)?;
+                .fetch_optional(&mut *self.reader.lease().await?)
+                .within(self.reader.limit)
+                .await?;
             match kind {
                 None => return Ok(None),
                 Some(kind) if kind != RepositoryKind::Image.as_str() => return Err(shared::wrong_kind(name, &kind)),
@@ -500,19 +553,15 @@ impl MetaStore for SqliteMetaStore {
         .bind(artifact_type)
         .bind(artifact_type)
         .bind(i64::from(limit))
-        .fetch_all(&self.reader)
-        .await
-        .map_err(db_error)?;
+        .fetch_all(&mut *self.reader.lease().await?)
+        .within(self.reader.limit)
+        .await?;
         rows.into_iter().map(ReferrerRow::into_referrer).collect()
     }
 }
 
 /// `(digest, size)` of those `digests` the repository holds.
-async fn present_blobs(
-    conn: &mut SqliteConnection,
-    repository_id: i64,
-    digests: &BTreeSet<&Digest>,
-) -> Result<Vec<(String, i64)>> {
+async fn present_blobs(tx: &mut Tx<'_>, repository_id: i64, digests: &BTreeSet<&Digest>) -> Result<Vec<(String, i64)>> {
     let mut found = Vec::with_capacity(digests.len());
     for chunk in digests.iter().collect::<Vec<_>>().chunks(IN_LIST_CHUNK) {
         let mut q = QueryBuilder::<Sqlite>::new(
@@ -524,18 +573,14 @@ async fn present_blobs(
             list.push_bind(digest.as_str());
         }
         q.push(")");
-        let rows: Vec<(String, i64)> = q.build_query_as().fetch_all(&mut *conn).await.map_err(db_error)?;
+        let rows: Vec<(String, i64)> = q.build_query_as().fetch_all(&mut *tx.conn).within(tx.limit).await?;
         found.extend(rows);
     }
     Ok(found)
 }
 
 /// Those `digests` that are manifests of the repository.
-async fn present_manifests(
-    conn: &mut SqliteConnection,
-    repository_id: i64,
-    digests: &BTreeSet<&Digest>,
-) -> Result<Vec<String>> {
+async fn present_manifests(tx: &mut Tx<'_>, repository_id: i64, digests: &BTreeSet<&Digest>) -> Result<Vec<String>> {
     let mut found = Vec::with_capacity(digests.len());
     for chunk in digests.iter().collect::<Vec<_>>().chunks(IN_LIST_CHUNK) {
         let mut q = QueryBuilder::<Sqlite>::new("SELECT digest FROM manifests WHERE repository_id = ");
@@ -545,55 +590,44 @@ async fn present_manifests(
             list.push_bind(digest.as_str());
         }
         q.push(")");
-        let rows: Vec<String> = q.build_query_scalar().fetch_all(&mut *conn).await.map_err(db_error)?;
+        let rows: Vec<String> = q.build_query_scalar().fetch_all(&mut *tx.conn).within(tx.limit).await?;
         found.extend(rows);
     }
     Ok(found)
 }
 
 /// Inserts `(manifest_id, digest)` rows with `insert` ("INSERT INTO table (cols) ").
-async fn insert_edges(
-    conn: &mut SqliteConnection,
-    manifest_id: i64,
-    insert: &str,
-    digests: &BTreeSet<&Digest>,
-) -> Result<()> {
+async fn insert_edges(tx: &mut Tx<'_>, manifest_id: i64, insert: &str, digests: &BTreeSet<&Digest>) -> Result<()> {
     for chunk in digests.iter().collect::<Vec<_>>().chunks(IN_LIST_CHUNK) {
         let mut q = QueryBuilder::<Sqlite>::new(insert);
         q.push_values(chunk, |mut row, digest| {
             row.push_bind(manifest_id).push_bind(digest.as_str());
         });
-        q.build().execute(&mut *conn).await.map_err(db_error)?;
+        q.build().execute(&mut *tx.conn).within(tx.limit).await?;
     }
     Ok(())
 }
 
 /// Points `tag` at the manifest: ends the live version if it points elsewhere, then starts
 /// a new one. A tag already on this manifest is left as it is.
-async fn move_tag(
-    conn: &mut SqliteConnection,
-    repository_id: i64,
-    tag: &Tag,
-    manifest_id: i64,
-    now: i64,
-) -> Result<()> {
+async fn move_tag(tx: &mut Tx<'_>, repository_id: i64, tag: &Tag, manifest_id: i64, now: i64) -> Result<()> {
     let live: Option<(i64, i64)> = sqlx::query_as(
         "SELECT id, manifest_id FROM tags WHERE repository_id = ? AND name = ? AND lifetime_end IS NULL",
     )
     .bind(repository_id)
     .bind(tag.as_str())
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(db_error)?;
+    .fetch_optional(&mut *tx.conn)
+    .within(tx.limit)
+    .await?;
     match live {
         Some((_, current)) if current == manifest_id => return Ok(()),
         Some((id, _)) => {
             sqlx::query("UPDATE tags SET lifetime_end = ? WHERE id = ?")
                 .bind(now)
                 .bind(id)
-                .execute(&mut *conn)
-                .await
-                .map_err(db_error)?;
+                .execute(&mut *tx.conn)
+                .within(tx.limit)
+                .await?;
         }
         None => {}
     }
@@ -602,9 +636,9 @@ async fn move_tag(
         .bind(tag.as_str())
         .bind(manifest_id)
         .bind(now)
-        .execute(&mut *conn)
-        .await
-        .map_err(db_error)?;
+        .execute(&mut *tx.conn)
+        .within(tx.limit)
+        .await?;
     Ok(())
 }
 
@@ -613,7 +647,12 @@ mod tests {
     #[tokio::test]
     async fn conformance() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = super::SqliteMetaStore::open(&dir.path().join("meta.db"), 2).await.expect("open");
+        let store = super::SqliteMetaStore::open(
+            &dir.path().join("meta.db"),
+            &super::DatabaseLimits { readers: 2, ..Default::default() },
+        )
+        .await
+        .expect("open");
         crate::testsuite::run(&store).await;
     }
 
@@ -623,7 +662,10 @@ mod tests {
         let path = dir.path().join("meta.db");
         let name = berth_oci::RepositoryName::parse("a/b").expect("name");
         {
-            let store = super::SqliteMetaStore::open(&path, 1).await.expect("open");
+            let store =
+                super::SqliteMetaStore::open(&path, &super::DatabaseLimits { readers: 1, ..Default::default() })
+                    .await
+                    .expect("open");
             berth_core::ports::MetaStore::ensure_repository(
                 &store,
                 &name,
@@ -634,7 +676,9 @@ mod tests {
             .expect("ensure");
             store.close().await;
         }
-        let store = super::SqliteMetaStore::open(&path, 1).await.expect("reopen");
+        let store = super::SqliteMetaStore::open(&path, &super::DatabaseLimits { readers: 1, ..Default::default() })
+            .await
+            .expect("reopen");
         assert!(berth_core::ports::MetaStore::repository_exists(&store, &name).await.expect("exists"));
     }
 }

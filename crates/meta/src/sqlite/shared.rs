@@ -5,11 +5,10 @@ use berth_core::access::{Principal, RepositoryKind};
 use berth_core::tenancy::records::AuditEntry;
 use berth_core::{Error, Result};
 use berth_oci::RepositoryName;
-use sqlx::SqliteConnection;
 
-use super::db_error;
+use super::lease::{Tx, Within};
 
-pub async fn insert_audit(conn: &mut SqliteConnection, e: &AuditEntry) -> Result<()> {
+pub async fn insert_audit(tx: &mut Tx<'_>, e: &AuditEntry) -> Result<()> {
     sqlx::query(
         "INSERT INTO audit_log (time, actor_kind, actor, action, namespace, repository, client_ip, details) \
          VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -22,9 +21,9 @@ pub async fn insert_audit(conn: &mut SqliteConnection, e: &AuditEntry) -> Result
     .bind(e.repository.as_deref())
     .bind(e.client_ip.as_deref())
     .bind(e.details.as_ref().map(|d| d.to_string()))
-    .execute(&mut *conn)
-    .await
-    .map_err(db_error)?;
+    .execute(&mut *tx.conn)
+    .within(tx.limit)
+    .await?;
     Ok(())
 }
 
@@ -37,7 +36,7 @@ pub fn principal_ids(principal: &Principal) -> (Option<i64>, Option<i64>) {
 /// `MetaStore::ensure_repository`). Returns `(id, created)`.
 /// A repository of the other kind is refused with `WrongKind`.
 pub async fn ensure_repository(
-    conn: &mut SqliteConnection,
+    tx: &mut Tx<'_>,
     name: &RepositoryName,
     kind: RepositoryKind,
     creator: &Principal,
@@ -45,9 +44,9 @@ pub async fn ensure_repository(
 ) -> Result<(i64, bool)> {
     let existing: Option<(i64, String)> = sqlx::query_as("SELECT id, kind FROM repositories WHERE name = ?")
         .bind(name.as_str())
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(db_error)?;
+        .fetch_optional(&mut *tx.conn)
+        .within(tx.limit)
+        .await?;
     if let Some((id, existing_kind)) = existing {
         if existing_kind != kind.as_str() {
             return Err(wrong_kind(name, &existing_kind));
@@ -56,9 +55,9 @@ pub async fn ensure_repository(
     }
     let namespace: Option<(i64, String)> = sqlx::query_as("SELECT id, kind FROM namespaces WHERE name = ?")
         .bind(name.namespace())
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(db_error)?;
+        .fetch_optional(&mut *tx.conn)
+        .within(tx.limit)
+        .await?;
     let (namespace_id, namespace_kind) = match namespace {
         Some(ns) => ns,
         None if creator.is_superuser() => {
@@ -67,9 +66,9 @@ pub async fn ensure_repository(
             )
             .bind(name.namespace())
             .bind(audit.time)
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(db_error)?;
+            .fetch_one(&mut *tx.conn)
+            .within(tx.limit)
+            .await?;
             (id, "organization".to_owned())
         }
         None => return Err(Error::Denied(format!("namespace {} does not exist", name.namespace()))),
@@ -81,16 +80,16 @@ pub async fn ensure_repository(
     .bind(namespace_id)
     .bind(kind.as_str())
     .bind(audit.time)
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(db_error)?;
+    .fetch_one(&mut *tx.conn)
+    .within(tx.limit)
+    .await?;
     // The creator keeps access to what they created (a user owning the namespace needs no row).
     let owns_namespace: Option<i64> = sqlx::query_scalar("SELECT 1 FROM users WHERE namespace_id = ? AND id = ?")
         .bind(namespace_id)
         .bind(creator.user_id())
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(db_error)?;
+        .fetch_optional(&mut *tx.conn)
+        .within(tx.limit)
+        .await?;
     let grant = match creator {
         Principal::User { id, .. } if owns_namespace.is_none() => Some(("user_id", *id, "admin")),
         Principal::Robot { id, .. } => Some(("robot_id", *id, "write")),
@@ -102,7 +101,7 @@ pub async fn ensure_repository(
         } else {
             "INSERT INTO permissions (repository_id, robot_id, role) VALUES (?, ?, ?)"
         };
-        sqlx::query(sql).bind(id).bind(principal_id).bind(role).execute(&mut *conn).await.map_err(db_error)?;
+        sqlx::query(sql).bind(id).bind(principal_id).bind(role).execute(&mut *tx.conn).within(tx.limit).await?;
     }
     if namespace_kind == "organization" {
         sqlx::query(
@@ -112,11 +111,11 @@ pub async fn ensure_repository(
         )
         .bind(id)
         .bind(namespace_id)
-        .execute(&mut *conn)
-        .await
-        .map_err(db_error)?;
+        .execute(&mut *tx.conn)
+        .within(tx.limit)
+        .await?;
     }
-    insert_audit(conn, audit).await?;
+    insert_audit(tx, audit).await?;
     Ok((id, true))
 }
 

@@ -12,10 +12,11 @@ use berth_core::tenancy::records::{
 use berth_core::tenancy::store::TenancyStore;
 use berth_core::{Error, Result};
 use berth_oci::RepositoryName;
-use sqlx::{AssertSqlSafe, QueryBuilder, Sqlite, SqliteConnection};
+use sqlx::{AssertSqlSafe, QueryBuilder, Sqlite};
 
+use super::SqliteMetaStore;
+use super::lease::{Tx, Within};
 use super::shared::{READABLE, ensure_repository, insert_audit, principal_ids};
-use super::{SqliteMetaStore, db_error};
 
 pub(super) fn parse<T: std::str::FromStr<Err = Error>>(value: &str) -> Result<T> {
     value.parse().map_err(|_| Error::Backend(format!("database holds an invalid value {value:?}")))
@@ -25,11 +26,11 @@ fn not_found(what: String) -> Error {
     Error::NotFound(what)
 }
 
-/// Unique-constraint violations become `Conflict(message)`; anything else a backend error.
-fn conflict_or(message: impl FnOnce() -> String) -> impl FnOnce(sqlx::Error) -> Error {
-    move |e| match &e {
-        sqlx::Error::Database(d) if d.is_unique_violation() => Error::Conflict(message()),
-        _ => db_error(e),
+/// Unique-constraint violations become `Conflict(message)` (for [`Within::within_or`]).
+fn conflict(message: impl FnOnce() -> String + Send) -> impl FnOnce(&sqlx::Error) -> Option<Error> + Send {
+    move |e| match e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => Some(Error::Conflict(message())),
+        _ => None,
     }
 }
 
@@ -137,12 +138,12 @@ fn grantee_select(id: &str, table: &str) -> String {
     format!("SELECT {id} AS id, {}", GRANTEE_COLUMNS.replace("{table}", table))
 }
 
-async fn namespace_id(conn: &mut SqliteConnection, name: &str, kind: Option<NamespaceKind>) -> Result<i64> {
+async fn namespace_id(tx: &mut Tx<'_>, name: &str, kind: Option<NamespaceKind>) -> Result<i64> {
     let found: Option<(i64, String)> = sqlx::query_as("SELECT id, kind FROM namespaces WHERE name = ?")
         .bind(name)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(db_error)?;
+        .fetch_optional(&mut *tx.conn)
+        .within(tx.limit)
+        .await?;
     match (found, kind) {
         (Some((id, k)), Some(want)) if k == want.as_str() => Ok(id),
         (Some((id, _)), None) => Ok(id),
@@ -150,16 +151,16 @@ async fn namespace_id(conn: &mut SqliteConnection, name: &str, kind: Option<Name
     }
 }
 
-async fn user_id(conn: &mut SqliteConnection, name: &str) -> Result<i64> {
+async fn user_id(tx: &mut Tx<'_>, name: &str) -> Result<i64> {
     sqlx::query_scalar("SELECT u.id FROM users u JOIN namespaces n ON n.id = u.namespace_id WHERE n.name = ?")
         .bind(name)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(db_error)?
+        .fetch_optional(&mut *tx.conn)
+        .within(tx.limit)
+        .await?
         .ok_or_else(|| not_found(format!("user {name} does not exist")))
 }
 
-async fn robot_id(conn: &mut SqliteConnection, full_name: &str) -> Result<i64> {
+async fn robot_id(tx: &mut Tx<'_>, full_name: &str) -> Result<i64> {
     let (owner, name) =
         full_name.split_once('+').ok_or_else(|| not_found(format!("robot {full_name} does not exist")))?;
     sqlx::query_scalar(
@@ -167,59 +168,59 @@ async fn robot_id(conn: &mut SqliteConnection, full_name: &str) -> Result<i64> {
     )
     .bind(owner)
     .bind(name)
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(db_error)?
+    .fetch_optional(&mut *tx.conn)
+    .within(tx.limit)
+    .await?
     .ok_or_else(|| not_found(format!("robot {full_name} does not exist")))
 }
 
-async fn team_id(conn: &mut SqliteConnection, organization_id: i64, team: &str) -> Result<i64> {
+async fn team_id(tx: &mut Tx<'_>, organization_id: i64, team: &str) -> Result<i64> {
     sqlx::query_scalar("SELECT id FROM teams WHERE organization_id = ? AND name = ?")
         .bind(organization_id)
         .bind(team)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(db_error)?
+        .fetch_optional(&mut *tx.conn)
+        .within(tx.limit)
+        .await?
         .ok_or_else(|| not_found(format!("team {team} does not exist")))
 }
 
 /// `(column, id)` of a grantee: a user, a team of `organization_id`, or a robot.
 async fn grantee_column(
-    conn: &mut SqliteConnection,
+    tx: &mut Tx<'_>,
     grantee: &Grantee,
     organization_id: Option<i64>,
 ) -> Result<(&'static str, i64)> {
     Ok(match grantee.kind {
-        GranteeKind::User => ("user_id", user_id(conn, &grantee.name).await?),
-        GranteeKind::Robot => ("robot_id", robot_id(conn, &grantee.name).await?),
+        GranteeKind::User => ("user_id", user_id(tx, &grantee.name).await?),
+        GranteeKind::Robot => ("robot_id", robot_id(tx, &grantee.name).await?),
         GranteeKind::Team => {
             let org = organization_id.ok_or_else(|| Error::InvalidInput("teams exist only in organizations".into()))?;
-            ("team_id", team_id(conn, org, &grantee.name).await?)
+            ("team_id", team_id(tx, org, &grantee.name).await?)
         }
     })
 }
 
 /// The repository's id and its namespace id if that namespace is an organization.
-async fn repository_ids(conn: &mut SqliteConnection, name: &RepositoryName) -> Result<(i64, Option<i64>)> {
+async fn repository_ids(tx: &mut Tx<'_>, name: &RepositoryName) -> Result<(i64, Option<i64>)> {
     let row: Option<(i64, Option<i64>, Option<String>)> = sqlx::query_as(
         "SELECT r.id, r.namespace_id, n.kind FROM repositories r LEFT JOIN namespaces n ON n.id = r.namespace_id WHERE r.name = ?",
     )
     .bind(name.as_str())
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(db_error)?;
+    .fetch_optional(&mut *tx.conn)
+    .within(tx.limit)
+    .await?;
     let (id, namespace_id, kind) = row.ok_or_else(|| not_found(format!("repository {name} does not exist")))?;
     Ok((id, namespace_id.filter(|_| kind.as_deref() == Some("organization"))))
 }
 
-async fn team_record(conn: &mut SqliteConnection, team_id: i64) -> Result<TeamRecord> {
+async fn team_record(tx: &mut Tx<'_>, team_id: i64) -> Result<TeamRecord> {
     let (name, role, description, members): (String, String, String, i64) = sqlx::query_as(
         "SELECT name, role, description, (SELECT COUNT(*) FROM team_members WHERE team_id = teams.id) FROM teams WHERE id = ?",
     )
     .bind(team_id)
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(db_error)?;
+    .fetch_one(&mut *tx.conn)
+    .within(tx.limit)
+    .await?;
     Ok(TeamRecord { name, role: parse(&role)?, description, members: u32::try_from(members).unwrap_or(u32::MAX) })
 }
 
@@ -245,9 +246,9 @@ impl TenancyStore for SqliteMetaStore {
         .bind(robot)
         .bind(name.namespace())
         .bind(name.as_str())
-        .fetch_one(&self.reader)
-        .await
-        .map_err(db_error)?;
+        .fetch_one(&mut *self.reader.lease().await?)
+        .within(self.reader.limit)
+        .await?;
         let (kind, owned, team_rank, repo_id, visibility, repo_rank) = row;
         let namespace = match kind {
             Some(kind) => Some(NamespaceFacts {
@@ -282,18 +283,18 @@ impl TenancyStore for SqliteMetaStore {
             .bind(principal.is_superuser())
             .bind(last.unwrap_or(""))
             .bind(i64::from(limit))
-            .fetch_all(&self.reader)
+            .fetch_all(&mut *self.reader.lease().await?)
+            .within(self.reader.limit)
             .await
-            .map_err(db_error)
     }
 
     async fn namespace(&self, name: &str) -> Result<Option<NamespaceRecord>> {
         let row: Option<(String, String, i64)> =
             sqlx::query_as("SELECT name, kind, created_at FROM namespaces WHERE name = ?")
                 .bind(name)
-                .fetch_optional(&self.reader)
-                .await
-                .map_err(db_error)?;
+                .fetch_optional(&mut *self.reader.lease().await?)
+                .within(self.reader.limit)
+                .await?;
         row.map(|(name, kind, created_at)| Ok(NamespaceRecord { name, kind: parse(&kind)?, created_at })).transpose()
     }
 
@@ -305,14 +306,15 @@ impl TenancyStore for SqliteMetaStore {
         email: Option<&str>,
         audit: &AuditEntry,
     ) -> Result<UserRecord> {
-        let mut tx = self.writer.begin().await.map_err(db_error)?;
+        let mut lease = self.writer.lease().await?;
+        let mut tx = lease.begin().await?;
         let namespace_id: i64 =
             sqlx::query_scalar("INSERT INTO namespaces (name, kind, created_at) VALUES (?, 'user', ?) RETURNING id")
                 .bind(name)
                 .bind(audit.time)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(conflict_or(|| format!("the name {name} is taken")))?;
+                .fetch_one(&mut *tx.conn)
+                .within_or(tx.limit, conflict(|| format!("the name {name} is taken")))
+                .await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO users (namespace_id, password_hash, superuser, email, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
         )
@@ -321,11 +323,11 @@ impl TenancyStore for SqliteMetaStore {
         .bind(superuser)
         .bind(email)
         .bind(audit.time)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db_error)?;
+        .fetch_one(&mut *tx.conn)
+        .within(tx.limit)
+        .await?;
         insert_audit(&mut tx, audit).await?;
-        tx.commit().await.map_err(db_error)?;
+        tx.commit().await?;
         Ok(UserRecord {
             id,
             name: name.to_owned(),
@@ -339,16 +341,22 @@ impl TenancyStore for SqliteMetaStore {
     async fn user(&self, name: &str) -> Result<Option<UserRecord>> {
         let sql =
             format!("SELECT {USER_COLUMNS} FROM users u JOIN namespaces n ON n.id = u.namespace_id WHERE n.name = ?");
-        let row: Option<UserRow> =
-            sqlx::query_as(AssertSqlSafe(sql)).bind(name).fetch_optional(&self.reader).await.map_err(db_error)?;
+        let row: Option<UserRow> = sqlx::query_as(AssertSqlSafe(sql))
+            .bind(name)
+            .fetch_optional(&mut *self.reader.lease().await?)
+            .within(self.reader.limit)
+            .await?;
         Ok(row.map(UserRecord::from))
     }
 
     async fn user_by_id(&self, id: i64) -> Result<Option<UserRecord>> {
         let sql =
             format!("SELECT {USER_COLUMNS} FROM users u JOIN namespaces n ON n.id = u.namespace_id WHERE u.id = ?");
-        let row: Option<UserRow> =
-            sqlx::query_as(AssertSqlSafe(sql)).bind(id).fetch_optional(&self.reader).await.map_err(db_error)?;
+        let row: Option<UserRow> = sqlx::query_as(AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&mut *self.reader.lease().await?)
+            .within(self.reader.limit)
+            .await?;
         Ok(row.map(UserRecord::from))
     }
 
@@ -359,15 +367,17 @@ impl TenancyStore for SqliteMetaStore {
         let rows: Vec<UserRow> = sqlx::query_as(AssertSqlSafe(sql))
             .bind(last.unwrap_or(""))
             .bind(i64::from(limit))
-            .fetch_all(&self.reader)
-            .await
-            .map_err(db_error)?;
+            .fetch_all(&mut *self.reader.lease().await?)
+            .within(self.reader.limit)
+            .await?;
         Ok(rows.into_iter().map(UserRecord::from).collect())
     }
 
     async fn count_users(&self) -> Result<u64> {
-        let n: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(&self.reader).await.map_err(db_error)?;
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(&mut *self.reader.lease().await?)
+            .within(self.reader.limit)
+            .await?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
@@ -386,17 +396,18 @@ impl TenancyStore for SqliteMetaStore {
     }
 
     async fn delete_user(&self, name: &str, audit: &AuditEntry) -> Result<()> {
-        let mut tx = self.writer.begin().await.map_err(db_error)?;
+        let mut lease = self.writer.lease().await?;
+        let mut tx = lease.begin().await?;
         let done = sqlx::query("DELETE FROM namespaces WHERE name = ? AND kind = 'user'")
             .bind(name)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+            .execute(&mut *tx.conn)
+            .within(tx.limit)
+            .await?;
         if done.rows_affected() == 0 {
             return Err(not_found(format!("user {name} does not exist")));
         }
         insert_audit(&mut tx, audit).await?;
-        tx.commit().await.map_err(db_error)
+        tx.commit().await
     }
 
     async fn create_api_token(
@@ -406,7 +417,8 @@ impl TenancyStore for SqliteMetaStore {
         token_hash: &[u8],
         audit: &AuditEntry,
     ) -> Result<ApiTokenRecord> {
-        let mut tx = self.writer.begin().await.map_err(db_error)?;
+        let mut lease = self.writer.lease().await?;
+        let mut tx = lease.begin().await?;
         let user_id = user_id(&mut tx, user).await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO api_tokens (user_id, name, token_hash, created_at) VALUES (?, ?, ?, ?) RETURNING id",
@@ -415,11 +427,11 @@ impl TenancyStore for SqliteMetaStore {
         .bind(name)
         .bind(token_hash)
         .bind(audit.time)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(conflict_or(|| format!("a token named {name} exists")))?;
+        .fetch_one(&mut *tx.conn)
+        .within_or(tx.limit, conflict(|| format!("a token named {name} exists")))
+        .await?;
         insert_audit(&mut tx, audit).await?;
-        tx.commit().await.map_err(db_error)?;
+        tx.commit().await?;
         Ok(ApiTokenRecord { id, name: name.to_owned(), created_at: audit.time })
     }
 
@@ -429,26 +441,27 @@ impl TenancyStore for SqliteMetaStore {
              JOIN namespaces n ON n.id = u.namespace_id WHERE n.name = ? ORDER BY t.name",
         )
         .bind(user)
-        .fetch_all(&self.reader)
-        .await
-        .map_err(db_error)?;
+        .fetch_all(&mut *self.reader.lease().await?)
+        .within(self.reader.limit)
+        .await?;
         Ok(rows.into_iter().map(|(id, name, created_at)| ApiTokenRecord { id, name, created_at }).collect())
     }
 
     async fn delete_api_token(&self, user: &str, name: &str, audit: &AuditEntry) -> Result<()> {
-        let mut tx = self.writer.begin().await.map_err(db_error)?;
+        let mut lease = self.writer.lease().await?;
+        let mut tx = lease.begin().await?;
         let user_id = user_id(&mut tx, user).await?;
         let done = sqlx::query("DELETE FROM api_tokens WHERE user_id = ? AND name = ?")
             .bind(user_id)
             .bind(name)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+            .execute(&mut *tx.conn)
+            .within(tx.limit)
+            .await?;
         if done.rows_affected() == 0 {
             return Err(not_found(format!("token {name} does not exist")));
         }
         insert_audit(&mut tx, audit).await?;
-        tx.commit().await.map_err(db_error)
+        tx.commit().await
     }
 
     async fn user_by_api_token(&self, token_hash: &[u8]) -> Result<Option<UserRecord>> {
@@ -456,40 +469,44 @@ impl TenancyStore for SqliteMetaStore {
             "SELECT {USER_COLUMNS} FROM api_tokens t JOIN users u ON u.id = t.user_id JOIN namespaces n ON n.id = u.namespace_id \
              WHERE t.token_hash = ?"
         );
-        let row: Option<UserRow> =
-            sqlx::query_as(AssertSqlSafe(sql)).bind(token_hash).fetch_optional(&self.reader).await.map_err(db_error)?;
+        let row: Option<UserRow> = sqlx::query_as(AssertSqlSafe(sql))
+            .bind(token_hash)
+            .fetch_optional(&mut *self.reader.lease().await?)
+            .within(self.reader.limit)
+            .await?;
         Ok(row.map(UserRecord::from))
     }
 
     async fn create_organization(&self, name: &str, creator: &str, audit: &AuditEntry) -> Result<NamespaceRecord> {
-        let mut tx = self.writer.begin().await.map_err(db_error)?;
+        let mut lease = self.writer.lease().await?;
+        let mut tx = lease.begin().await?;
         let org_id: i64 = sqlx::query_scalar(
             "INSERT INTO namespaces (name, kind, created_at) VALUES (?, 'organization', ?) RETURNING id",
         )
         .bind(name)
         .bind(audit.time)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(conflict_or(|| format!("the name {name} is taken")))?;
+        .fetch_one(&mut *tx.conn)
+        .within_or(tx.limit, conflict(|| format!("the name {name} is taken")))
+        .await?;
         let team: i64 = sqlx::query_scalar(
             "INSERT INTO teams (organization_id, name, role, description, created_at) VALUES (?, 'owners', 'admin', 'Administrators of the organization', ?) RETURNING id",
         )
         .bind(org_id)
         .bind(audit.time)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db_error)?;
+        .fetch_one(&mut *tx.conn)
+        .within(tx.limit)
+        .await?;
         if !creator.is_empty() {
             let user = user_id(&mut tx, creator).await?;
             sqlx::query("INSERT INTO team_members (team_id, user_id) VALUES (?, ?)")
                 .bind(team)
                 .bind(user)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?;
+                .execute(&mut *tx.conn)
+                .within(tx.limit)
+                .await?;
         }
         insert_audit(&mut tx, audit).await?;
-        tx.commit().await.map_err(db_error)?;
+        tx.commit().await?;
         Ok(NamespaceRecord { name: name.to_owned(), kind: NamespaceKind::Organization, created_at: audit.time })
     }
 
@@ -499,9 +516,9 @@ impl TenancyStore for SqliteMetaStore {
         )
         .bind(last.unwrap_or(""))
         .bind(i64::from(limit))
-        .fetch_all(&self.reader)
-        .await
-        .map_err(db_error)?;
+        .fetch_all(&mut *self.reader.lease().await?)
+        .within(self.reader.limit)
+        .await?;
         Ok(rows
             .into_iter()
             .map(|(name, created_at)| NamespaceRecord { name, kind: NamespaceKind::Organization, created_at })
@@ -509,17 +526,18 @@ impl TenancyStore for SqliteMetaStore {
     }
 
     async fn delete_organization(&self, name: &str, audit: &AuditEntry) -> Result<()> {
-        let mut tx = self.writer.begin().await.map_err(db_error)?;
+        let mut lease = self.writer.lease().await?;
+        let mut tx = lease.begin().await?;
         let done = sqlx::query("DELETE FROM namespaces WHERE name = ? AND kind = 'organization'")
             .bind(name)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+            .execute(&mut *tx.conn)
+            .within(tx.limit)
+            .await?;
         if done.rows_affected() == 0 {
             return Err(not_found(format!("organization {name} does not exist")));
         }
         insert_audit(&mut tx, audit).await?;
-        tx.commit().await.map_err(db_error)
+        tx.commit().await
     }
 
     async fn put_team(
@@ -530,15 +548,16 @@ impl TenancyStore for SqliteMetaStore {
         description: &str,
         audit: &AuditEntry,
     ) -> Result<TeamRecord> {
-        let mut tx = self.writer.begin().await.map_err(db_error)?;
+        let mut lease = self.writer.lease().await?;
+        let mut tx = lease.begin().await?;
         let org_id = namespace_id(&mut tx, org, Some(NamespaceKind::Organization)).await?;
         let current: Option<(i64, String)> =
             sqlx::query_as("SELECT id, role FROM teams WHERE organization_id = ? AND name = ?")
                 .bind(org_id)
                 .bind(team)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_error)?;
+                .fetch_optional(&mut *tx.conn)
+                .within(tx.limit)
+                .await?;
         if let Some((_, current_role)) = &current
             && current_role == "admin"
             && role != TeamRole::Admin
@@ -554,12 +573,12 @@ impl TenancyStore for SqliteMetaStore {
         .bind(role.as_str())
         .bind(description)
         .bind(audit.time)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db_error)?;
+        .fetch_one(&mut *tx.conn)
+        .within(tx.limit)
+        .await?;
         insert_audit(&mut tx, audit).await?;
         let record = team_record(&mut tx, id).await?;
-        tx.commit().await.map_err(db_error)?;
+        tx.commit().await?;
         Ok(record)
     }
 
@@ -569,9 +588,9 @@ impl TenancyStore for SqliteMetaStore {
              FROM teams t JOIN namespaces n ON n.id = t.organization_id WHERE n.name = ? ORDER BY t.name",
         )
         .bind(org)
-        .fetch_all(&self.reader)
-        .await
-        .map_err(db_error)?;
+        .fetch_all(&mut *self.reader.lease().await?)
+        .within(self.reader.limit)
+        .await?;
         rows.into_iter()
             .map(|(name, role, description, members)| {
                 Ok(TeamRecord {
@@ -585,24 +604,26 @@ impl TenancyStore for SqliteMetaStore {
     }
 
     async fn delete_team(&self, org: &str, team: &str, audit: &AuditEntry) -> Result<()> {
-        let mut tx = self.writer.begin().await.map_err(db_error)?;
+        let mut lease = self.writer.lease().await?;
+        let mut tx = lease.begin().await?;
         let org_id = namespace_id(&mut tx, org, Some(NamespaceKind::Organization)).await?;
         let id = team_id(&mut tx, org_id, team).await?;
         let role: String = sqlx::query_scalar("SELECT role FROM teams WHERE id = ?")
             .bind(id)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db_error)?;
+            .fetch_one(&mut *tx.conn)
+            .within(tx.limit)
+            .await?;
         if role == "admin" {
             last_admin_team_guard(&mut tx, org_id).await?;
         }
-        sqlx::query("DELETE FROM teams WHERE id = ?").bind(id).execute(&mut *tx).await.map_err(db_error)?;
+        sqlx::query("DELETE FROM teams WHERE id = ?").bind(id).execute(&mut *tx.conn).within(tx.limit).await?;
         insert_audit(&mut tx, audit).await?;
-        tx.commit().await.map_err(db_error)
+        tx.commit().await
     }
 
     async fn add_team_member(&self, org: &str, team: &str, member: &Member, audit: &AuditEntry) -> Result<()> {
-        let mut tx = self.writer.begin().await.map_err(db_error)?;
+        let mut lease = self.writer.lease().await?;
+        let mut tx = lease.begin().await?;
         let org_id = namespace_id(&mut tx, org, Some(NamespaceKind::Organization)).await?;
         let team_id = team_id(&mut tx, org_id, team).await?;
         match member {
@@ -611,9 +632,9 @@ impl TenancyStore for SqliteMetaStore {
                 sqlx::query("INSERT INTO team_members (team_id, user_id) VALUES (?, ?) ON CONFLICT DO NOTHING")
                     .bind(team_id)
                     .bind(user)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_error)?;
+                    .execute(&mut *tx.conn)
+                    .within(tx.limit)
+                    .await?;
             }
             Member::Robot(full_name) => {
                 if full_name.split_once('+').map(|(owner, _)| owner) != Some(org) {
@@ -623,17 +644,18 @@ impl TenancyStore for SqliteMetaStore {
                 sqlx::query("INSERT INTO team_members (team_id, robot_id) VALUES (?, ?) ON CONFLICT DO NOTHING")
                     .bind(team_id)
                     .bind(robot)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_error)?;
+                    .execute(&mut *tx.conn)
+                    .within(tx.limit)
+                    .await?;
             }
         }
         insert_audit(&mut tx, audit).await?;
-        tx.commit().await.map_err(db_error)
+        tx.commit().await
     }
 
     async fn remove_team_member(&self, org: &str, team: &str, member: &Member, audit: &AuditEntry) -> Result<()> {
-        let mut tx = self.writer.begin().await.map_err(db_error)?;
+        let mut lease = self.writer.lease().await?;
+        let mut tx = lease.begin().await?;
         let org_id = namespace_id(&mut tx, org, Some(NamespaceKind::Organization)).await?;
         let team_id = team_id(&mut tx, org_id, team).await?;
         let (column, id) = match member {
@@ -642,11 +664,12 @@ impl TenancyStore for SqliteMetaStore {
         };
         let role: String = sqlx::query_scalar("SELECT role FROM teams WHERE id = ?")
             .bind(team_id)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db_error)?;
+            .fetch_one(&mut *tx.conn)
+            .within(tx.limit)
+            .await?;
         let sql = format!("DELETE FROM team_members WHERE team_id = ? AND {column} = ?");
-        let done = sqlx::query(AssertSqlSafe(sql)).bind(team_id).bind(id).execute(&mut *tx).await.map_err(db_error)?;
+        let done =
+            sqlx::query(AssertSqlSafe(sql)).bind(team_id).bind(id).execute(&mut *tx.conn).within(tx.limit).await?;
         if done.rows_affected() == 0 {
             return Err(not_found(format!("{} is not a member of {team}", member.name())));
         }
@@ -656,21 +679,22 @@ impl TenancyStore for SqliteMetaStore {
                  WHERE t.organization_id = ? AND t.role = 'admin' AND tm.user_id IS NOT NULL",
             )
             .bind(org_id)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db_error)?;
+            .fetch_one(&mut *tx.conn)
+            .within(tx.limit)
+            .await?;
             if admins == 0 {
                 return Err(Error::InvalidInput(format!("{org} would be left without an administrator")));
             }
         }
         insert_audit(&mut tx, audit).await?;
-        tx.commit().await.map_err(db_error)
+        tx.commit().await
     }
 
     async fn team_members(&self, org: &str, team: &str) -> Result<Vec<Member>> {
-        let mut conn = self.reader.acquire().await.map_err(db_error)?;
-        let org_id = namespace_id(&mut conn, org, Some(NamespaceKind::Organization)).await?;
-        let team_id = team_id(&mut conn, org_id, team).await?;
+        let mut lease = self.reader.lease().await?;
+        let mut tx = lease.begin().await?;
+        let org_id = namespace_id(&mut tx, org, Some(NamespaceKind::Organization)).await?;
+        let team_id = team_id(&mut tx, org_id, team).await?;
         let rows: Vec<(Option<String>, Option<String>)> = sqlx::query_as(
             "SELECT un.name, CASE WHEN r.id IS NULL THEN NULL ELSE rn.name || '+' || r.name END \
              FROM team_members tm \
@@ -679,9 +703,10 @@ impl TenancyStore for SqliteMetaStore {
              WHERE tm.team_id = ?",
         )
         .bind(team_id)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(db_error)?;
+        .fetch_all(&mut *tx.conn)
+        .within(tx.limit)
+        .await?;
+        tx.commit().await?;
         let mut members: Vec<Member> =
             rows.into_iter().filter_map(|(user, robot)| user.map(Member::User).or(robot.map(Member::Robot))).collect();
         members.sort();
@@ -696,7 +721,8 @@ impl TenancyStore for SqliteMetaStore {
         token_hash: &[u8],
         audit: &AuditEntry,
     ) -> Result<RobotRecord> {
-        let mut tx = self.writer.begin().await.map_err(db_error)?;
+        let mut lease = self.writer.lease().await?;
+        let mut tx = lease.begin().await?;
         let owner_id = namespace_id(&mut tx, owner, None).await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO robots (owner_id, name, token_hash, description, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
@@ -706,11 +732,10 @@ impl TenancyStore for SqliteMetaStore {
         .bind(token_hash)
         .bind(description)
         .bind(audit.time)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(conflict_or(|| format!("robot {owner}+{name} exists")))?;
+        .fetch_one(&mut *tx.conn)
+        .within_or(tx.limit, conflict(|| format!("robot {owner}+{name} exists"))).await?;
         insert_audit(&mut tx, audit).await?;
-        tx.commit().await.map_err(db_error)?;
+        tx.commit().await?;
         Ok(RobotRecord {
             id,
             owner: owner.to_owned(),
@@ -727,9 +752,9 @@ impl TenancyStore for SqliteMetaStore {
              JOIN namespaces n ON n.id = r.owner_id WHERE n.name = ? ORDER BY r.name",
         )
         .bind(owner)
-        .fetch_all(&self.reader)
-        .await
-        .map_err(db_error)?;
+        .fetch_all(&mut *self.reader.lease().await?)
+        .within(self.reader.limit)
+        .await?;
         Ok(rows.into_iter().map(RobotRecord::from).collect())
     }
 
@@ -741,31 +766,33 @@ impl TenancyStore for SqliteMetaStore {
         )
         .bind(owner)
         .bind(name)
-        .fetch_optional(&self.reader)
-        .await
-        .map_err(db_error)?;
+        .fetch_optional(&mut *self.reader.lease().await?)
+        .within(self.reader.limit)
+        .await?;
         Ok(row.map(RobotRecord::from))
     }
 
     async fn set_robot_token(&self, full_name: &str, token_hash: &[u8], audit: &AuditEntry) -> Result<()> {
-        let mut tx = self.writer.begin().await.map_err(db_error)?;
+        let mut lease = self.writer.lease().await?;
+        let mut tx = lease.begin().await?;
         let id = robot_id(&mut tx, full_name).await?;
         sqlx::query("UPDATE robots SET token_hash = ? WHERE id = ?")
             .bind(token_hash)
             .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+            .execute(&mut *tx.conn)
+            .within(tx.limit)
+            .await?;
         insert_audit(&mut tx, audit).await?;
-        tx.commit().await.map_err(db_error)
+        tx.commit().await
     }
 
     async fn delete_robot(&self, full_name: &str, audit: &AuditEntry) -> Result<()> {
-        let mut tx = self.writer.begin().await.map_err(db_error)?;
+        let mut lease = self.writer.lease().await?;
+        let mut tx = lease.begin().await?;
         let id = robot_id(&mut tx, full_name).await?;
-        sqlx::query("DELETE FROM robots WHERE id = ?").bind(id).execute(&mut *tx).await.map_err(db_error)?;
+        sqlx::query("DELETE FROM robots WHERE id = ?").bind(id).execute(&mut *tx.conn).within(tx.limit).await?;
         insert_audit(&mut tx, audit).await?;
-        tx.commit().await.map_err(db_error)
+        tx.commit().await
     }
 
     async fn create_repository(
@@ -775,7 +802,8 @@ impl TenancyStore for SqliteMetaStore {
         creator: &Principal,
         audit: &AuditEntry,
     ) -> Result<RepositoryRecord> {
-        let mut tx = self.writer.begin().await.map_err(db_error)?;
+        let mut lease = self.writer.lease().await?;
+        let mut tx = lease.begin().await?;
         let (id, created) = ensure_repository(&mut tx, name, RepositoryKind::Image, creator, audit).await?;
         if !created {
             return Err(Error::Conflict(format!("repository {name} exists")));
@@ -783,13 +811,13 @@ impl TenancyStore for SqliteMetaStore {
         sqlx::query("UPDATE repositories SET visibility = ? WHERE id = ?")
             .bind(visibility.as_str())
             .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+            .execute(&mut *tx.conn)
+            .within(tx.limit)
+            .await?;
         let sql = format!("SELECT {REPOSITORY_COLUMNS} WHERE r.id = ?");
         let row: RepositoryRow =
-            sqlx::query_as(AssertSqlSafe(sql)).bind(id).fetch_one(&mut *tx).await.map_err(db_error)?;
-        tx.commit().await.map_err(db_error)?;
+            sqlx::query_as(AssertSqlSafe(sql)).bind(id).fetch_one(&mut *tx.conn).within(tx.limit).await?;
+        tx.commit().await?;
         row.into_record()
     }
 
@@ -797,9 +825,9 @@ impl TenancyStore for SqliteMetaStore {
         let sql = format!("SELECT {REPOSITORY_COLUMNS} WHERE r.name = ?");
         let row: Option<RepositoryRow> = sqlx::query_as(AssertSqlSafe(sql))
             .bind(name.as_str())
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(db_error)?;
+            .fetch_optional(&mut *self.reader.lease().await?)
+            .within(self.reader.limit)
+            .await?;
         row.map(RepositoryRow::into_record).transpose()
     }
 
@@ -821,38 +849,40 @@ impl TenancyStore for SqliteMetaStore {
             .bind(last.unwrap_or(""))
             .bind(namespace)
             .bind(i64::from(limit))
-            .fetch_all(&self.reader)
-            .await
-            .map_err(db_error)?;
+            .fetch_all(&mut *self.reader.lease().await?)
+            .within(self.reader.limit)
+            .await?;
         rows.into_iter().map(RepositoryRow::into_record).collect()
     }
 
     async fn set_visibility(&self, name: &RepositoryName, visibility: Visibility, audit: &AuditEntry) -> Result<()> {
-        let mut tx = self.writer.begin().await.map_err(db_error)?;
+        let mut lease = self.writer.lease().await?;
+        let mut tx = lease.begin().await?;
         let done = sqlx::query("UPDATE repositories SET visibility = ? WHERE name = ?")
             .bind(visibility.as_str())
             .bind(name.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+            .execute(&mut *tx.conn)
+            .within(tx.limit)
+            .await?;
         if done.rows_affected() == 0 {
             return Err(not_found(format!("repository {name} does not exist")));
         }
         insert_audit(&mut tx, audit).await?;
-        tx.commit().await.map_err(db_error)
+        tx.commit().await
     }
 
     async fn delete_repository(&self, name: &RepositoryName, audit: &AuditEntry) -> Result<Vec<String>> {
-        let mut tx = self.writer.begin().await.map_err(db_error)?;
+        let mut lease = self.writer.lease().await?;
+        let mut tx = lease.begin().await?;
         let (id, _) = repository_ids(&mut tx, name).await?;
         let keys: Vec<String> = sqlx::query_scalar("SELECT storage_key FROM uploads WHERE repository_id = ?")
             .bind(id)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        sqlx::query("DELETE FROM repositories WHERE id = ?").bind(id).execute(&mut *tx).await.map_err(db_error)?;
+            .fetch_all(&mut *tx.conn)
+            .within(tx.limit)
+            .await?;
+        sqlx::query("DELETE FROM repositories WHERE id = ?").bind(id).execute(&mut *tx.conn).within(tx.limit).await?;
         insert_audit(&mut tx, audit).await?;
-        tx.commit().await.map_err(db_error)?;
+        tx.commit().await?;
         Ok(keys)
     }
 
@@ -861,8 +891,11 @@ impl TenancyStore for SqliteMetaStore {
             "{} JOIN repositories r ON r.id = g.repository_id WHERE r.name = ? ORDER BY user_name, team_name, robot_name",
             grantee_select("0", "permissions")
         );
-        let rows: Vec<GrantRow> =
-            sqlx::query_as(AssertSqlSafe(sql)).bind(name.as_str()).fetch_all(&self.reader).await.map_err(db_error)?;
+        let rows: Vec<GrantRow> = sqlx::query_as(AssertSqlSafe(sql))
+            .bind(name.as_str())
+            .fetch_all(&mut *self.reader.lease().await?)
+            .within(self.reader.limit)
+            .await?;
         rows.into_iter().map(|r| Ok(PermissionRecord { grantee: r.grantee()?, role: parse(&r.role)? })).collect()
     }
 
@@ -873,7 +906,8 @@ impl TenancyStore for SqliteMetaStore {
         role: Role,
         audit: &AuditEntry,
     ) -> Result<()> {
-        let mut tx = self.writer.begin().await.map_err(db_error)?;
+        let mut lease = self.writer.lease().await?;
+        let mut tx = lease.begin().await?;
         let (repository_id, organization_id) = repository_ids(&mut tx, name).await?;
         let (column, id) = grantee_column(&mut tx, grantee, organization_id).await?;
         let sql = format!(
@@ -884,25 +918,30 @@ impl TenancyStore for SqliteMetaStore {
             .bind(repository_id)
             .bind(id)
             .bind(role.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+            .execute(&mut *tx.conn)
+            .within(tx.limit)
+            .await?;
         insert_audit(&mut tx, audit).await?;
-        tx.commit().await.map_err(db_error)
+        tx.commit().await
     }
 
     async fn remove_permission(&self, name: &RepositoryName, grantee: &Grantee, audit: &AuditEntry) -> Result<()> {
-        let mut tx = self.writer.begin().await.map_err(db_error)?;
+        let mut lease = self.writer.lease().await?;
+        let mut tx = lease.begin().await?;
         let (repository_id, organization_id) = repository_ids(&mut tx, name).await?;
         let (column, id) = grantee_column(&mut tx, grantee, organization_id).await?;
         let sql = format!("DELETE FROM permissions WHERE repository_id = ? AND {column} = ?");
-        let done =
-            sqlx::query(AssertSqlSafe(sql)).bind(repository_id).bind(id).execute(&mut *tx).await.map_err(db_error)?;
+        let done = sqlx::query(AssertSqlSafe(sql))
+            .bind(repository_id)
+            .bind(id)
+            .execute(&mut *tx.conn)
+            .within(tx.limit)
+            .await?;
         if done.rows_affected() == 0 {
             return Err(not_found(format!("{} {} has no permission on {name}", grantee.kind, grantee.name)));
         }
         insert_audit(&mut tx, audit).await?;
-        tx.commit().await.map_err(db_error)
+        tx.commit().await
     }
 
     async fn default_permissions(&self, org: &str) -> Result<Vec<DefaultPermissionRecord>> {
@@ -910,8 +949,11 @@ impl TenancyStore for SqliteMetaStore {
             "{} JOIN namespaces o ON o.id = g.organization_id WHERE o.name = ? ORDER BY g.id",
             grantee_select("g.id", "default_permissions")
         );
-        let rows: Vec<GrantRow> =
-            sqlx::query_as(AssertSqlSafe(sql)).bind(org).fetch_all(&self.reader).await.map_err(db_error)?;
+        let rows: Vec<GrantRow> = sqlx::query_as(AssertSqlSafe(sql))
+            .bind(org)
+            .fetch_all(&mut *self.reader.lease().await?)
+            .within(self.reader.limit)
+            .await?;
         rows.into_iter()
             .map(|r| Ok(DefaultPermissionRecord { id: r.id, grantee: r.grantee()?, role: parse(&r.role)? }))
             .collect()
@@ -924,7 +966,8 @@ impl TenancyStore for SqliteMetaStore {
         role: Role,
         audit: &AuditEntry,
     ) -> Result<DefaultPermissionRecord> {
-        let mut tx = self.writer.begin().await.map_err(db_error)?;
+        let mut lease = self.writer.lease().await?;
+        let mut tx = lease.begin().await?;
         let org_id = namespace_id(&mut tx, org, Some(NamespaceKind::Organization)).await?;
         let (column, principal_id) = grantee_column(&mut tx, grantee, Some(org_id)).await?;
         let sql =
@@ -933,30 +976,32 @@ impl TenancyStore for SqliteMetaStore {
             .bind(org_id)
             .bind(principal_id)
             .bind(role.as_str())
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(conflict_or(|| {
-                format!("{} {} has a default permission in {org} already", grantee.kind, grantee.name)
-            }))?;
+            .fetch_one(&mut *tx.conn)
+            .within_or(
+                tx.limit,
+                conflict(|| format!("{} {} has a default permission in {org} already", grantee.kind, grantee.name)),
+            )
+            .await?;
         insert_audit(&mut tx, audit).await?;
-        tx.commit().await.map_err(db_error)?;
+        tx.commit().await?;
         Ok(DefaultPermissionRecord { id, grantee: grantee.clone(), role })
     }
 
     async fn remove_default_permission(&self, org: &str, id: i64, audit: &AuditEntry) -> Result<()> {
-        let mut tx = self.writer.begin().await.map_err(db_error)?;
+        let mut lease = self.writer.lease().await?;
+        let mut tx = lease.begin().await?;
         let org_id = namespace_id(&mut tx, org, Some(NamespaceKind::Organization)).await?;
         let done = sqlx::query("DELETE FROM default_permissions WHERE id = ? AND organization_id = ?")
             .bind(id)
             .bind(org_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+            .execute(&mut *tx.conn)
+            .within(tx.limit)
+            .await?;
         if done.rows_affected() == 0 {
             return Err(not_found(format!("default permission {id} does not exist in {org}")));
         }
         insert_audit(&mut tx, audit).await?;
-        tx.commit().await.map_err(db_error)
+        tx.commit().await
     }
 
     async fn tag_versions(
@@ -975,18 +1020,19 @@ impl TenancyStore for SqliteMetaStore {
         .bind(history)
         .bind(before.unwrap_or(i64::MAX))
         .bind(i64::from(limit))
-        .fetch_all(&self.reader)
-        .await
-        .map_err(db_error)?;
+        .fetch_all(&mut *self.reader.lease().await?)
+        .within(self.reader.limit)
+        .await?;
         Ok(rows.into_iter().map(|(id, name, digest, start, end)| TagVersion { id, name, digest, start, end }).collect())
     }
 
     async fn append_audit(&self, entries: &[AuditEntry]) -> Result<()> {
-        let mut tx = self.writer.begin().await.map_err(db_error)?;
+        let mut lease = self.writer.lease().await?;
+        let mut tx = lease.begin().await?;
         for entry in entries {
             insert_audit(&mut tx, entry).await?;
         }
-        tx.commit().await.map_err(db_error)
+        tx.commit().await
     }
 
     async fn audit_log(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>> {
@@ -1011,7 +1057,8 @@ impl TenancyStore for SqliteMetaStore {
             q.push(" AND time < ").push_bind(until);
         }
         q.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(filter.limit));
-        let rows: Vec<AuditRow> = q.build_query_as().fetch_all(&self.reader).await.map_err(db_error)?;
+        let rows: Vec<AuditRow> =
+            q.build_query_as().fetch_all(&mut *self.reader.lease().await?).within(self.reader.limit).await?;
         rows.into_iter().map(AuditRow::into_record).collect()
     }
 }
@@ -1055,12 +1102,12 @@ impl AuditRow {
 }
 
 /// Refuses to drop an organization's only admin team.
-async fn last_admin_team_guard(conn: &mut SqliteConnection, org_id: i64) -> Result<()> {
+async fn last_admin_team_guard(tx: &mut Tx<'_>, org_id: i64) -> Result<()> {
     let admins: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM teams WHERE organization_id = ? AND role = 'admin'")
         .bind(org_id)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(db_error)?;
+        .fetch_one(&mut *tx.conn)
+        .within(tx.limit)
+        .await?;
     if admins <= 1 {
         return Err(Error::InvalidInput("an organization keeps at least one admin team".into()));
     }
@@ -1077,11 +1124,12 @@ impl SqliteMetaStore {
         ) -> sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments>,
         audit: &AuditEntry,
     ) -> Result<()> {
-        let mut tx = self.writer.begin().await.map_err(db_error)?;
+        let mut lease = self.writer.lease().await?;
+        let mut tx = lease.begin().await?;
         let id = user_id(&mut tx, name).await?;
-        bind(sqlx::query(sql)).bind(id).execute(&mut *tx).await.map_err(db_error)?;
+        bind(sqlx::query(sql)).bind(id).execute(&mut *tx.conn).within(tx.limit).await?;
         insert_audit(&mut tx, audit).await?;
-        tx.commit().await.map_err(db_error)
+        tx.commit().await
     }
 }
 

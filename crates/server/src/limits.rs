@@ -136,6 +136,21 @@ impl LimitsConfig {
     }
 }
 
+/// Refuses a request whose client address, or whose class as a whole, is over its rate.
+fn within_rates(c: &Class, client: Option<IpAddr>) -> Result<(), Error> {
+    if let (Some(limiter), Some(address)) = (&c.per_address, client)
+        && let Err(retry_after_secs) = limiter.check(&address, Instant::now())
+    {
+        return Err(c.shed("client-rate", retry_after_secs));
+    }
+    if let Some(limiter) = &c.rate
+        && let Err(retry_after_secs) = limiter.check(&(), Instant::now())
+    {
+        return Err(c.shed("class-rate", retry_after_secs));
+    }
+    Ok(())
+}
+
 /// One class's live state.
 struct Class {
     name: &'static str,
@@ -208,16 +223,7 @@ impl Limits {
     /// the client is over its rate, the queue is full or the wait times out.
     pub async fn admit(&self, class: TrafficClass, client: Option<IpAddr>) -> Result<Admission, Error> {
         let c = self.class(class);
-        if let (Some(limiter), Some(address)) = (&c.per_address, client)
-            && let Err(retry_after_secs) = limiter.check(&address, Instant::now())
-        {
-            return Err(c.shed("client-rate", retry_after_secs));
-        }
-        if let Some(limiter) = &c.rate
-            && let Err(retry_after_secs) = limiter.check(&(), Instant::now())
-        {
-            return Err(c.shed("class-rate", retry_after_secs));
-        }
+        within_rates(c, client)?;
         let admitted = |slot| Admission { _slot: slot, share: c.share.clone() };
         if let Ok(slot) = c.slots.clone().try_acquire_owned() {
             return Ok(admitted(slot));
@@ -234,6 +240,20 @@ impl Limits {
             Ok(Ok(slot)) => Ok(admitted(slot)),
             // Nothing closes the semaphores; a closed one is treated as a timeout.
             Ok(Err(_)) | Err(_) => Err(c.shed("queue-timeout", 1)),
+        }
+    }
+
+    /// Admits a request that starts new work (a new upload session) only while half of the
+    /// class's slots are free and nobody waits for one; it never queues. Work already under
+    /// way (the chunks and manifests of pushes in progress) then keeps its slots when a flood
+    /// of new pushes arrives, instead of every push slowing down until none finishes.
+    pub async fn admit_new_work(&self, class: TrafficClass, client: Option<IpAddr>) -> Result<Admission, Error> {
+        let c = self.class(class);
+        within_rates(c, client)?;
+        let busy = c.queued.load(Ordering::Acquire) > 0 || self.in_flight(class) * 2 >= c.capacity;
+        match c.slots.clone().try_acquire_owned() {
+            Ok(slot) if !busy => Ok(Admission { _slot: slot, share: c.share.clone() }),
+            _ => Err(c.shed("new-work", 1)),
         }
     }
 
@@ -321,6 +341,24 @@ mod tests {
         // With no queue there is no wait, so this returns long before the hour.
         assert!(limits.admit(TrafficClass::AppRead, None).await.is_err());
         assert_eq!(limits.queued(TrafficClass::AppRead), 0);
+    }
+
+    #[tokio::test]
+    async fn new_work_gets_only_the_first_half_of_the_slots_and_never_queues() {
+        let mut config = LimitsConfig::default();
+        config.push.concurrency = 4;
+        config.push.queue = 4;
+        config.push.queue_timeout = Duration::from_secs(3600);
+        let limits = Limits::new(&config);
+        let first = limits.admit_new_work(TrafficClass::Push, None).await.expect("new work, 0 of 4 busy");
+        let _second = limits.admit_new_work(TrafficClass::Push, None).await.expect("new work, 1 of 4 busy");
+        assert!(limits.admit_new_work(TrafficClass::Push, None).await.is_err(), "2 of 4 busy: no new work");
+        // Work under way still gets the other half.
+        let _third = limits.admit(TrafficClass::Push, None).await.expect("continuing work");
+        let _fourth = limits.admit(TrafficClass::Push, None).await.expect("continuing work");
+        drop(first);
+        assert!(limits.admit_new_work(TrafficClass::Push, None).await.is_err(), "3 of 4 busy");
+        assert_eq!(limits.queued(TrafficClass::Push), 0);
     }
 
     #[tokio::test]

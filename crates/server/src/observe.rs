@@ -59,7 +59,7 @@ fn describe() {
     describe_gauge!("berth_requests_in_flight", "Requests of each traffic class being served now.");
     describe_counter!(
         "berth_requests_shed_total",
-        "Requests refused with 429, by class and reason (busy: queue full; queue-timeout; class-rate; client-rate; principal-rate)."
+        "Requests refused with 429, by class and reason (busy: queue full; queue-timeout; new-work: a new upload while the class is half busy; class-rate; client-rate; principal-rate)."
     );
     describe_gauge!("berth_requests_queued", "Requests of each traffic class waiting for a slot now.");
     describe_histogram!(

@@ -48,7 +48,12 @@ async fn respond(
     body: Body,
 ) -> Response<Body> {
     let client_ip = parts.extensions.get::<ClientAddr>().map(|a| a.0.ip());
-    let admission = match state.limits.admit(class, client_ip).await {
+    let admitted = if matches!(endpoint, Endpoint::StartUpload { .. }) {
+        state.limits.admit_new_work(class, client_ip).await
+    } else {
+        state.limits.admit(class, client_ip).await
+    };
+    let admission = match admitted {
         Ok(admission) => admission,
         Err(shed) => return with_api_version(error::response(shed)),
     };

@@ -51,6 +51,15 @@ pub async fn open_meta(config: &Config) -> anyhow::Result<Arc<SqliteMetaStore>> 
     Ok(Arc::new(meta))
 }
 
+/// Applies the schema migrations the data directory's database lacks; refuses while a server
+/// uses the directory.
+pub async fn migrate(config: &Config) -> anyhow::Result<Vec<String>> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    let _lock = lock_data_dir(config)?;
+    SqliteMetaStore::migrate(&config.data_dir.join("meta.db")).await.context("migrating the metadata database")
+}
+
 /// Where the token service keeps its signing keys.
 pub fn keys_dir(config: &Config) -> std::path::PathBuf {
     config.data_dir.join("keys")

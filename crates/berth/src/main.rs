@@ -30,9 +30,17 @@ enum Command {
     /// Manage users, organizations, teams, robots, repositories and permissions, on the data
     /// directory or on a running server.
     Admin(berth::admin::AdminArgs),
+    /// Bring the database's schema up to this Berth's (stop `berth serve` first).
+    Migrate(MigrateArgs),
     /// Load a registry (Berth or not) with several workloads at once and report latency
     /// percentiles; exits with status 3 on a regression against --baseline.
     Bench(berth::bench::BenchArgs),
+}
+
+#[derive(Args)]
+struct MigrateArgs {
+    #[command(flatten)]
+    location: Location,
 }
 
 #[derive(Args)]
@@ -59,6 +67,7 @@ fn main() -> anyhow::Result<ExitCode> {
         Command::Serve(args) => runtime.block_on(serve(args)).map(|()| ExitCode::SUCCESS),
         Command::Admin(args) => runtime.block_on(berth::admin::run(args)),
         Command::Bench(args) => runtime.block_on(berth::bench::run(args)),
+        Command::Migrate(args) => runtime.block_on(migrate(args)).map(|()| ExitCode::SUCCESS),
     }
 }
 
@@ -74,6 +83,18 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     tracing::info!("shutting down: finishing in-flight requests");
     running.stop().await
+}
+
+async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
+    let config = args.location.config()?;
+    let applied = berth::app::migrate(&config).await?;
+    if applied.is_empty() {
+        println!("the database schema is up to date");
+    }
+    for migration in applied {
+        println!("applied {migration}");
+    }
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -190,3 +190,29 @@ async fn online_commands_act_as_the_token_or_account_on_a_running_server() {
 
     registry.stop().await;
 }
+
+/// Runs `berth migrate --data-dir DIR` off the test's runtime thread.
+async fn migrate(data_dir: &Path) -> Output {
+    let mut command = berth_command();
+    command.arg("migrate").arg("--data-dir").arg(data_dir).env_remove("RUST_BACKTRACE");
+    tokio::task::spawn_blocking(move || command.output().expect("berth migrate runs")).await.expect("join")
+}
+
+#[tokio::test]
+async fn berth_migrate_creates_or_upgrades_the_schema_and_refuses_while_a_server_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let first = migrate(dir.path()).await;
+    assert!(first.status.success(), "{first:?}");
+    let out = String::from_utf8_lossy(&first.stdout);
+    assert!(out.lines().count() >= 4 && out.lines().all(|l| l.starts_with("applied ")), "{out}");
+    let again = migrate(dir.path()).await;
+    assert!(again.status.success(), "{again:?}");
+    assert_eq!(String::from_utf8_lossy(&again.stdout).trim(), "the database schema is up to date");
+
+    // The migrated directory serves; migrating under a running server is refused.
+    let server = BerthProcess::spawn(dir.path());
+    let busy = migrate(dir.path()).await;
+    assert!(!busy.status.success());
+    assert!(String::from_utf8_lossy(&busy.stderr).contains("another berth process"), "{busy:?}");
+    assert!(server.terminate().success());
+}

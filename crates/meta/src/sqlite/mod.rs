@@ -17,6 +17,7 @@ use berth_core::ports::{BlobRecord, ManifestRecord, MetaStore, NewManifest, Pool
 use berth_core::tenancy::records::AuditEntry;
 use berth_core::{Error, Result};
 use berth_oci::{Digest, Reference, RepositoryName, Tag};
+use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{AssertSqlSafe, QueryBuilder, Sqlite};
 
@@ -62,18 +63,79 @@ fn db_error(e: sqlx::Error) -> Error {
     Error::Backend(format!("database: {e}"))
 }
 
+/// The schema this build expects, embedded in the binary.
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+fn connect_options(path: &Path, timeout: Duration) -> SqliteConnectOptions {
+    SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        // FULL: a commit that was acknowledged survives power loss, not just a crash.
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(timeout - timeout / 10)
+        .foreign_keys(true)
+}
+
+/// Versions of the migrations applied to the database, oldest first.
+async fn applied_migrations(pool: &sqlx::SqlitePool) -> Result<Vec<i64>> {
+    let table: Option<String> =
+        sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'")
+            .fetch_optional(pool)
+            .await
+            .map_err(db_error)?;
+    if table.is_none() {
+        return Ok(Vec::new());
+    }
+    sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+        .fetch_all(pool)
+        .await
+        .map_err(db_error)
+}
+
+/// Applies every embedded migration the database lacks; returns the ones applied.
+async fn apply_migrations(pool: &sqlx::SqlitePool) -> Result<Vec<String>> {
+    let before = applied_migrations(pool).await?;
+    MIGRATOR.run(pool).await.map_err(|e| Error::Backend(format!("migrating the database: {e}")))?;
+    Ok(MIGRATOR
+        .iter()
+        .filter(|m| !before.contains(&m.version))
+        .map(|m| format!("{} {}", m.version, m.description))
+        .collect())
+}
+
+/// A new database gets the whole schema (so one command starts a registry); an existing one
+/// must already be at this build's schema: upgrades are `berth migrate`, run on purpose, and
+/// a database a newer Berth migrated is refused rather than misread.
+async fn check_schema(pool: &sqlx::SqlitePool) -> Result<()> {
+    let applied = applied_migrations(pool).await?;
+    if applied.is_empty() {
+        apply_migrations(pool).await?;
+        return Ok(());
+    }
+    let latest = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+    if let Some(unknown) = applied.iter().find(|v| !MIGRATOR.version_exists(**v)) {
+        return Err(Error::Unsupported(format!(
+            "the database has schema migration {unknown}, which this Berth (schema {latest}) does not know: \
+             it was migrated by a newer Berth"
+        )));
+    }
+    let missing: Vec<i64> = MIGRATOR.iter().map(|m| m.version).filter(|v| !applied.contains(v)).collect();
+    if !missing.is_empty() {
+        let at = applied.iter().max().copied().unwrap_or(0);
+        return Err(Error::Unsupported(format!(
+            "the database schema is at version {at} and this Berth needs {latest}: stop Berth and run `berth migrate`"
+        )));
+    }
+    Ok(())
+}
+
 impl SqliteMetaStore {
-    /// Opens (creating if needed) the database file and applies pending migrations.
+    /// Opens (creating if needed) the database file. A new database gets the schema; an
+    /// existing one must be at this build's schema (see [`SqliteMetaStore::migrate`]).
     pub async fn open(path: &Path, limits: &DatabaseLimits) -> Result<SqliteMetaStore> {
         let timeout = limits.statement_timeout;
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // FULL: a commit that was acknowledged survives power loss, not just a crash.
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(timeout - timeout / 10)
-            .foreign_keys(true);
+        let options = connect_options(path, timeout);
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
@@ -81,10 +143,7 @@ impl SqliteMetaStore {
             .connect_with(options.clone())
             .await
             .map_err(db_error)?;
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&writer)
-            .await
-            .map_err(|e| Error::Backend(format!("migrating the database: {e}")))?;
+        check_schema(&writer).await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(limits.readers.max(1))
             .acquire_timeout(timeout)
@@ -100,6 +159,16 @@ impl SqliteMetaStore {
     pub async fn close(&self) {
         self.reader.close().await;
         self.writer.close().await;
+    }
+
+    /// Applies the migrations the database at `path` lacks (creating it if needed); returns
+    /// them as `version description`, oldest first.
+    pub async fn migrate(path: &Path) -> Result<Vec<String>> {
+        let options = connect_options(path, DatabaseLimits::default().statement_timeout);
+        let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await.map_err(db_error)?;
+        let applied = apply_migrations(&pool).await;
+        pool.close().await;
+        applied
     }
 }
 
@@ -680,5 +749,52 @@ mod tests {
             .await
             .expect("reopen");
         assert!(berth_core::ports::MetaStore::repository_exists(&store, &name).await.expect("exists"));
+        store.close().await;
+        assert!(super::SqliteMetaStore::migrate(&path).await.expect("migrate").is_empty(), "nothing to do");
+    }
+
+    /// A pool on `path` with no schema checks, to set a database up by hand.
+    async fn raw(path: &std::path::Path) -> sqlx::SqlitePool {
+        sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(super::connect_options(path, std::time::Duration::from_secs(5)))
+            .await
+            .expect("connect")
+    }
+
+    #[tokio::test]
+    async fn an_older_schema_is_refused_until_migrated() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("meta.db");
+        let pool = raw(&path).await;
+        super::MIGRATOR.run_to(1, &pool).await.expect("the first migration only");
+        pool.close().await;
+        let limits = super::DatabaseLimits::default();
+        let refused = super::SqliteMetaStore::open(&path, &limits).await.err().expect("an old schema is refused");
+        assert!(refused.to_string().contains("berth migrate"), "{refused}");
+        let applied = super::SqliteMetaStore::migrate(&path).await.expect("migrate");
+        let expected: Vec<i64> = super::MIGRATOR.iter().map(|m| m.version).filter(|v| *v > 1).collect();
+        assert_eq!(applied.len(), expected.len(), "{applied:?}");
+        assert!(applied[0].starts_with(&format!("{} ", expected[0])), "{applied:?}");
+        super::SqliteMetaStore::open(&path, &limits).await.expect("migrated").close().await;
+    }
+
+    #[tokio::test]
+    async fn a_schema_from_a_newer_berth_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("meta.db");
+        let limits = super::DatabaseLimits::default();
+        super::SqliteMetaStore::open(&path, &limits).await.expect("new").close().await;
+        let pool = raw(&path).await;
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+             VALUES (99999, 'from the future', TRUE, X'00', 0)",
+        )
+        .execute(&pool)
+        .await
+        .expect("a future migration");
+        pool.close().await;
+        let refused = super::SqliteMetaStore::open(&path, &limits).await.err().expect("refused");
+        assert!(refused.to_string().contains("newer Berth"), "{refused}");
     }
 }

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use berth_blob::FsBlobStore;
+use berth_blob::{FsBlobStore, S3BlobStore};
 use berth_core::appregistry::AppRegistry;
 use berth_core::metered_store::MeteredBlobStore;
 use berth_core::ports::{BlobStore, MetaStore};
@@ -24,7 +24,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::config::Config;
+use crate::config::{Config, StorageBackend};
 
 /// A running Berth: its address, and how to stop it.
 pub struct Running {
@@ -73,13 +73,29 @@ pub struct Assembled {
     pub meta: Arc<SqliteMetaStore>,
 }
 
+/// The blob store the configuration names.
+fn open_blobs(config: &Config) -> anyhow::Result<Arc<dyn BlobStore>> {
+    Ok(match (config.storage.backend, &config.storage.s3) {
+        (StorageBackend::Filesystem, _) => {
+            Arc::new(FsBlobStore::open(config.data_dir.join("blobs")).context("opening the blob directory")?)
+        }
+        (StorageBackend::S3, Some(s3)) => {
+            let mut s3 = s3.clone();
+            if let Ok(secret) = std::env::var("BERTH_S3_SECRET_ACCESS_KEY") {
+                s3.secret_access_key = secret;
+            }
+            Arc::new(S3BlobStore::new(s3).context("configuring the S3 blob store")?)
+        }
+        (StorageBackend::S3, None) => anyhow::bail!("[storage] backend = \"s3\" needs a [storage.s3] section"),
+    })
+}
+
 /// Opens a data directory's stores and builds the state every request is served from.
 pub async fn assemble(config: &Config) -> anyhow::Result<Assembled> {
     // First, so that the caches built below record into it.
     let observe = Observe::new(Duration::from_millis(config.observability.slow_request_ms));
     let meta = open_meta(config).await?;
-    let fs = FsBlobStore::open(config.data_dir.join("blobs")).context("opening the blob directory")?;
-    let blobs: Arc<dyn BlobStore> = Arc::new(MeteredBlobStore::new(Arc::new(fs)));
+    let blobs: Arc<dyn BlobStore> = Arc::new(MeteredBlobStore::new(open_blobs(config)?));
     let registry = Arc::new(Registry::new(meta.clone(), blobs.clone(), config.registry_config()));
     let apps = Arc::new(AppRegistry::new(meta.clone(), blobs, config.app_registry_config()));
     let store: Arc<dyn MetaStore> = meta.clone();
@@ -102,6 +118,8 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     let lock = lock_data_dir(config)?;
     let Assembled { state, audit_queue, meta } = assemble(config).await?;
+    // Fail at start, with the reason, rather than on the first push.
+    state.registry.check_stores().await.context("reaching the metadata and blob stores")?;
     if !config.auth.enabled {
         tracing::warn!("authentication is OFF: every request has full rights; never expose this registry");
     } else if meta.count_users().await? == 0 {

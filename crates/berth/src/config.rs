@@ -27,6 +27,27 @@ pub struct Config {
     pub auth: AuthSection,
     pub app_registry: AppRegistrySection,
     pub observability: ObservabilitySection,
+    pub storage: StorageSection,
+}
+
+/// `[storage]`: where blob bytes live.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageSection {
+    pub backend: StorageBackend,
+    /// `[storage.s3]`, for `backend = "s3"`. The secret access key may instead come from
+    /// `BERTH_S3_SECRET_ACCESS_KEY`, which wins, to keep it out of the file.
+    pub s3: Option<berth_blob::S3Config>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageBackend {
+    /// `blobs/` in the data directory.
+    #[default]
+    Filesystem,
+    /// An S3-compatible object store.
+    S3,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -201,6 +222,7 @@ impl Default for Config {
             auth: AuthSection::default(),
             app_registry: AppRegistrySection::default(),
             observability: ObservabilitySection::default(),
+            storage: StorageSection::default(),
         }
     }
 }
@@ -364,6 +386,19 @@ mod tests {
         assert_eq!(limits.api.per_principal, None);
         assert_eq!(limits.pull.per_principal, Some(Rate { per_second: 2.5, burst: 10 }));
         assert_eq!(limits.pull.per_address, None, "pulls are not rate limited by default");
+    }
+
+    #[test]
+    fn storage_is_the_filesystem_unless_s3_is_configured() {
+        assert_eq!(Config::default().storage.backend, StorageBackend::Filesystem);
+        let c: Config =
+            toml::from_str("[storage]\nbackend = \"s3\"\n[storage.s3]\nbucket = \"b\"\naccess_key_id = \"k\"\n")
+                .expect("parses");
+        let s3 = c.storage.s3.expect("an s3 table");
+        assert_eq!((c.storage.backend, s3.bucket.as_str(), s3.region.as_str()), (StorageBackend::S3, "b", "us-east-1"));
+        assert!(!format!("{s3:?}").contains("secret_access_key"));
+        assert!(toml::from_str::<Config>("[storage.s3]\nbucket = \"b\"\naccess_key_id = \"k\"\nbukket = 1\n").is_err());
+        assert!(toml::from_str::<Config>("[storage]\nbackend = \"gcs\"\n").is_err());
     }
 
     #[test]

@@ -8,6 +8,8 @@ mod fs;
 mod memory;
 mod s3;
 #[cfg(any(test, feature = "testing"))]
+pub mod s3_test_server;
+#[cfg(any(test, feature = "testing"))]
 pub mod testsuite;
 
 pub use fs::FsBlobStore;

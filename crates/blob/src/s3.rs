@@ -38,19 +38,28 @@ use serde::{Deserialize, Serialize};
 /// flight. With S3's 10,000 parts, objects up to 80 GiB.
 const PART_SIZE: usize = 8 * 1024 * 1024;
 
-/// Where and how to reach the bucket.
-#[derive(Clone)]
+/// Where and how to reach the bucket (also the `[storage.s3]` configuration table).
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct S3Config {
     /// e.g. `http://minio:9000`; `None` is AWS S3 in `region`. Requests are path-style.
     pub endpoint: Option<String>,
     pub bucket: String,
+    #[serde(default = "default_region")]
     pub region: String,
     pub access_key_id: String,
+    #[serde(default)]
     pub secret_access_key: String,
     /// Keys are written under this prefix (e.g. `berth/prod`); empty for the bucket's root.
+    #[serde(default)]
     pub prefix: String,
     /// Allows a plain-HTTP endpoint.
+    #[serde(default)]
     pub allow_http: bool,
+}
+
+fn default_region() -> String {
+    "us-east-1".into()
 }
 
 // By hand so that the secret never reaches a log.
@@ -382,60 +391,17 @@ impl BlobStore for S3BlobStore {
 
 #[cfg(test)]
 mod tests {
-    use hyper_util::rt::{TokioExecutor, TokioIo};
-    use hyper_util::server::conn::auto::Builder;
-    use s3s::auth::SimpleAuth;
-    use s3s::service::S3ServiceBuilder;
-
     use super::*;
+    use crate::s3_test_server::S3TestServer as Server;
 
-    const ACCESS_KEY: &str = "berth-access";
-    const SECRET_KEY: &str = "berth-secret";
-    const BUCKET: &str = "berth";
     const MIB: usize = 1024 * 1024;
 
-    /// An in-process S3 server (s3s-fs) on a temporary directory, with SigV4 auth.
-    struct Server {
-        dir: tempfile::TempDir,
-        endpoint: String,
-        task: tokio::task::JoinHandle<()>,
-    }
-
-    impl Drop for Server {
-        fn drop(&mut self) {
-            self.task.abort();
-        }
-    }
-
     async fn server() -> Server {
-        let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::create_dir(dir.path().join(BUCKET)).expect("create the bucket");
-        let mut builder = S3ServiceBuilder::new(s3s_fs::FileSystem::new(dir.path()).expect("s3s-fs"));
-        builder.set_auth(SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
-        let service = builder.build();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let endpoint = format!("http://{}", listener.local_addr().expect("local address"));
-        let task = tokio::spawn(async move {
-            while let Ok((socket, _)) = listener.accept().await {
-                let service = service.clone();
-                tokio::spawn(async move {
-                    let _ = Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(socket), service).await;
-                });
-            }
-        });
-        Server { dir, endpoint, task }
+        Server::start().await
     }
 
     fn config(server: &Server) -> S3Config {
-        S3Config {
-            endpoint: Some(server.endpoint.clone()),
-            bucket: BUCKET.into(),
-            region: "us-east-1".into(),
-            access_key_id: ACCESS_KEY.into(),
-            secret_access_key: SECRET_KEY.into(),
-            prefix: "registry/main".into(),
-            allow_http: true,
-        }
+        server.config("registry/main")
     }
 
     fn store(server: &Server) -> S3BlobStore {

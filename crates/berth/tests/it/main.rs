@@ -16,5 +16,6 @@ mod matrix;
 mod observability;
 mod openapi;
 mod referrers;
+mod storage;
 mod support;
 mod uploads;

@@ -35,6 +35,9 @@ pub struct Config {
 #[serde(default, deny_unknown_fields)]
 pub struct StorageSection {
     pub backend: StorageBackend,
+    /// Whole-blob downloads are answered with a 307 to a presigned object-store URL valid this
+    /// many seconds, so the bytes bypass Berth (0: off; the filesystem has no such URLs).
+    pub redirect_secs: u64,
     /// `[storage.s3]`, for `backend = "s3"`. The secret access key may instead come from
     /// `BERTH_S3_SECRET_ACCESS_KEY`, which wins, to keep it out of the file.
     pub s3: Option<berth_blob::S3Config>,
@@ -307,6 +310,8 @@ impl Config {
             referrers_limit: r.referrers_limit.max(1),
             manifest_cache_bytes: r.manifest_cache_bytes,
             blob_cache_bytes: r.blob_cache_bytes,
+            blob_redirect_ttl: (self.storage.redirect_secs > 0)
+                .then(|| Duration::from_secs(self.storage.redirect_secs)),
         }
     }
 

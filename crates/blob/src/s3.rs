@@ -31,8 +31,10 @@ use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::list::{PaginatedListOptions, PaginatedListStore};
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
+use object_store::signer::Signer;
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
 
 /// Bytes per multipart part: above S3's 5 MiB minimum, and held in memory by each append in
 /// flight. With S3's 10,000 parts, objects up to 80 GiB.
@@ -276,6 +278,15 @@ impl BlobStore for S3BlobStore {
         let prefix = format!("{}/", self.root.clone().join("blobs"));
         self.s3.list_paginated(Some(&prefix), opts).await.map_err(|e| s3_error("listing the bucket", e))?;
         Ok(())
+    }
+
+    async fn direct_url(&self, key: &str, ttl: Duration) -> Result<Option<String>> {
+        let url = self
+            .s3
+            .signed_url(http::Method::GET, &self.blob_path(key)?, ttl)
+            .await
+            .map_err(|e| s3_error("signing a download URL", e))?;
+        Ok(Some(url.to_string()))
     }
 
     async fn create(&self) -> Result<NewObject> {

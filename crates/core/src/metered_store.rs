@@ -68,4 +68,8 @@ impl BlobStore for MeteredBlobStore {
     async fn ping(&self) -> Result<()> {
         timed("ping", self.inner.ping()).await
     }
+
+    async fn direct_url(&self, key: &str, ttl: std::time::Duration) -> Result<Option<String>> {
+        timed("direct_url", self.inner.direct_url(key, ttl)).await
+    }
 }

@@ -203,4 +203,10 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn delete(&self, key: &str) -> Result<()>;
     /// Fails when the store cannot be reached (readiness).
     async fn ping(&self) -> Result<()>;
+    /// A URL from which a client may fetch the whole object itself for `ttl` (a presigned
+    /// object-store URL), or `None` when the backend has none and the bytes go through Berth.
+    async fn direct_url(&self, key: &str, ttl: std::time::Duration) -> Result<Option<String>> {
+        let _ = (key, ttl);
+        Ok(None)
+    }
 }

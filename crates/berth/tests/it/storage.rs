@@ -7,9 +7,14 @@ use reqwest::{Method, StatusCode};
 use crate::support::{TestRegistry, content, header, sha256};
 
 async fn on_s3(server: &S3TestServer) -> TestRegistry {
+    on_s3_with(server, 0).await
+}
+
+async fn on_s3_with(server: &S3TestServer, redirect_secs: u64) -> TestRegistry {
     TestRegistry::start_with(|c| {
         c.storage.backend = StorageBackend::S3;
         c.storage.s3 = Some(server.config("registry"));
+        c.storage.redirect_secs = redirect_secs;
     })
     .await
 }
@@ -85,4 +90,36 @@ async fn an_unreachable_object_store_stops_the_server_at_start() {
     config.storage.s3 = Some(s3);
     let refused = berth::app::start(&config).await.err().expect("refused");
     assert!(format!("{refused:#}").contains("blob stores"), "{refused:#}");
+}
+
+#[tokio::test]
+async fn whole_blob_downloads_can_be_redirected_to_presigned_urls() {
+    let server = S3TestServer::start().await;
+    let reg = on_s3_with(&server, 300).await;
+    let layer = content::bytes(300 * 1024, 3);
+    let image = reg.push_image("acme/app", "v1", &[b"small"]).await;
+    let digest = reg.push_blob("acme/app", &layer).await;
+    let path = format!("{}/v2/acme/app/blobs/{digest}", reg.base);
+
+    // Berth answers with a 307 to the bucket, and its URL alone (no credentials) serves the bytes.
+    let manual = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let admin = crate::support::base64_basic(crate::support::ADMIN.0, crate::support::ADMIN.1);
+    let r = manual.get(&path).header("authorization", &admin).send().await.expect("get");
+    assert_eq!(r.status(), StatusCode::TEMPORARY_REDIRECT);
+    assert_eq!(header(&r, "docker-content-digest"), digest);
+    let location = header(&r, "location").to_owned();
+    assert!(location.starts_with(&server.endpoint) && location.contains("X-Amz-Signature"), "{location}");
+    let direct = manual.get(&location).send().await.expect("presigned get");
+    assert_eq!(direct.status(), StatusCode::OK);
+    assert!(direct.bytes().await.expect("body").as_ref() == layer.as_slice(), "the presigned URL serves the blob");
+    // HEAD, ranges and manifests are still answered by Berth.
+    let head = manual.head(&path).header("authorization", &admin).send().await.expect("head");
+    assert_eq!(head.status(), StatusCode::OK);
+    let ranged = manual.get(&path).header("authorization", &admin).header("range", "bytes=0-9").send().await;
+    let ranged = ranged.expect("ranged");
+    assert_eq!(ranged.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(ranged.bytes().await.expect("body").as_ref(), &layer[..10]);
+    let manifest = reg.send(Method::GET, "/v2/acme/app/manifests/v1").await;
+    assert_eq!(manifest.bytes().await.expect("body").as_ref(), image.manifest.as_slice());
+    reg.stop().await;
 }

@@ -40,6 +40,15 @@ impl Registry {
         Ok(BlobRead { blob, range, body })
     }
 
+    /// Where a client may download the whole blob itself, when redirects are on and the blob
+    /// store can hand out such URLs.
+    pub async fn blob_redirect(&self, blob: &BlobRecord) -> Result<Option<String>> {
+        match self.config.blob_redirect_ttl {
+            Some(ttl) => self.blobs.direct_url(&blob.storage_key, ttl).await,
+            None => Ok(None),
+        }
+    }
+
     /// Stops `name` from serving the blob. The bytes stay while other repositories use them.
     pub async fn delete_blob(&self, name: &RepositoryName, digest: &Digest, actor: &Actor) -> Result<()> {
         let entry = audit(

@@ -35,6 +35,9 @@ pub struct RegistryConfig {
     pub manifest_cache_bytes: u64,
     /// Memory for cached blob lookups, in bytes.
     pub blob_cache_bytes: u64,
+    /// When set, whole-blob downloads are redirected to a URL of the blob store valid this
+    /// long (when the store has such URLs), so the bytes bypass Berth.
+    pub blob_redirect_ttl: Option<std::time::Duration>,
 }
 
 impl Default for RegistryConfig {
@@ -45,6 +48,7 @@ impl Default for RegistryConfig {
             referrers_limit: 10_000,
             manifest_cache_bytes: 16 << 20,
             blob_cache_bytes: 4 << 20,
+            blob_redirect_ttl: None,
         }
     }
 }

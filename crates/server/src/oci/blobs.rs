@@ -26,6 +26,15 @@ pub async fn get(
         response.headers_mut().insert(header::CONTENT_RANGE, value(format!("bytes */{}", blob.size)));
         return Ok(response);
     }
+    if !head
+        && range == ByteRange::Full
+        && let Some(url) = registry.blob_redirect(&blob).await?
+    {
+        let mut response = empty(StatusCode::TEMPORARY_REDIRECT);
+        response.headers_mut().insert(header::LOCATION, value(url));
+        response.headers_mut().insert("docker-content-digest", value(digest.as_str()));
+        return Ok(response);
+    }
     let size = blob.size;
     let (status, body, len, content_range) = if head {
         (StatusCode::OK, Body::empty(), size, None)

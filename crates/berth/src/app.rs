@@ -34,6 +34,7 @@ pub struct Running {
     background: Vec<JoinHandle<()>>,
     meta: Arc<SqliteMetaStore>,
     draining: Arc<AtomicBool>,
+    shutdown_delay: Duration,
     _lock: File,
 }
 
@@ -146,7 +147,8 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         tokio::spawn(metrics_upkeep(prometheus, until_stopped(stopped_again))),
     ];
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "berth is serving");
-    Ok(Running { addr, stop, server, background, meta, draining, _lock: lock })
+    let shutdown_delay = Duration::from_millis(config.shutdown_delay_ms);
+    Ok(Running { addr, stop, server, background, meta, draining, shutdown_delay, _lock: lock })
 }
 
 impl Running {
@@ -154,6 +156,10 @@ impl Running {
     /// stores.
     pub async fn stop(self) -> anyhow::Result<()> {
         self.draining.store(true, Ordering::Release);
+        if !self.shutdown_delay.is_zero() {
+            tracing::info!(delay_ms = self.shutdown_delay.as_millis() as u64, "draining: /readyz answers 503");
+            tokio::time::sleep(self.shutdown_delay).await;
+        }
         let _ = self.stop.send(true);
         let served = self.server.await.context("server task")?;
         // The audit writer ends once the last handle to the application state is gone.

@@ -20,6 +20,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Where the database and the blobs live.
     pub data_dir: PathBuf,
+    /// On SIGTERM, how long to keep serving with `/readyz` answering 503 before no longer
+    /// accepting connections, in milliseconds: the time a load balancer needs to notice.
+    pub shutdown_delay_ms: u64,
     pub registry: RegistrySection,
     pub limits: LimitsSection,
     pub uploads: UploadsSection,
@@ -218,6 +221,7 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([0, 0, 0, 0], 5000)),
             data_dir: PathBuf::from("./berth-data"),
+            shutdown_delay_ms: 0,
             registry: RegistrySection::default(),
             limits: LimitsSection::default(),
             uploads: UploadsSection::default(),

@@ -52,8 +52,18 @@ impl BerthProcess {
     }
 
     /// SIGTERM, then waits for a clean exit.
-    pub fn terminate(mut self) -> std::process::ExitStatus {
+    pub fn terminate(self) -> std::process::ExitStatus {
+        self.sigterm();
+        self.wait()
+    }
+
+    /// SIGTERM, without waiting.
+    pub fn sigterm(&self) {
         let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+    }
+
+    /// Waits for the process to exit.
+    pub fn wait(mut self) -> std::process::ExitStatus {
         self.child.wait().expect("berth exits")
     }
 

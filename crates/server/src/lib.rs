@@ -55,6 +55,13 @@ impl Auth {
 #[derive(Clone, Copy, Debug)]
 pub struct ClientAddr(pub SocketAddr);
 
+impl ClientAddr {
+    /// The client's IP address, from a request's extensions (absent for in-process calls).
+    pub fn ip_of(extensions: &axum::http::Extensions) -> Option<std::net::IpAddr> {
+        extensions.get::<ClientAddr>().map(|a| a.0.ip())
+    }
+}
+
 /// All of Berth's routes.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()

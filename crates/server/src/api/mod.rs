@@ -107,7 +107,7 @@ async fn admit(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let client_ip = request.extensions().get::<ClientAddr>().map(|a| a.0.ip());
+    let client_ip = ClientAddr::ip_of(request.extensions());
     match state.limits.admit(crate::TrafficClass::Api, client_ip).await {
         // API answers are complete when the handler returns; the slot goes with them.
         Ok(admission) => admission.run(next.run(request)).await,
@@ -152,7 +152,7 @@ impl FromRequestParts<State> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &State) -> Result<Self, Self::Rejection> {
-        let client_ip = parts.extensions.get::<ClientAddr>().map(|a| a.0.ip());
+        let client_ip = ClientAddr::ip_of(&parts.extensions);
         let principal = crate::auth::api_principal(state, &parts.headers, client_ip).await?;
         state.limits.check_principal(crate::TrafficClass::Api, &principal)?;
         Ok(Caller(Actor { principal, client_ip }))

@@ -2,6 +2,7 @@
 //! pulls of public repositories) and one or more `scope`s in; a signed token granting the
 //! intersection of what was asked and what is allowed out.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -23,12 +24,12 @@ const MAX_SCOPES: usize = 32;
 
 pub async fn token_endpoint(State(state): State<Arc<AppState>>, request: Request<Body>) -> Response<Body> {
     // Logins hash passwords: their own budget keeps a login storm from eating every core.
-    let client_ip = request.extensions().get::<ClientAddr>().map(|a| a.0.ip());
+    let client_ip = ClientAddr::ip_of(request.extensions());
     let admission = match state.limits.admit(TrafficClass::Auth, client_ip).await {
         Ok(admission) => admission,
         Err(shed) => return error(shed),
     };
-    match admission.run(issue(&state, request)).await {
+    match admission.run(issue(&state, request, client_ip)).await {
         Ok(response) => response,
         Err(e) => error(e),
     }
@@ -80,11 +81,10 @@ fn split_scopes(value: &str) -> Vec<String> {
     value.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect()
 }
 
-async fn issue(state: &AppState, request: Request<Body>) -> Result<Response<Body>, Error> {
+async fn issue(state: &AppState, request: Request<Body>, client_ip: Option<IpAddr>) -> Result<Response<Body>, Error> {
     if request.method() != Method::GET && request.method() != Method::POST {
         return Err(Error::Unsupported("the token endpoint takes GET or POST".into()));
     }
-    let client_ip = request.extensions().get::<ClientAddr>().map(|a| a.0.ip());
     let req = read_request(request).await?;
     if let Some(service) = &req.service
         && service != &state.auth.config.service

@@ -52,7 +52,7 @@ async fn respond(
     parts: axum::http::request::Parts,
     body: Body,
 ) -> Response<Body> {
-    let client_ip = parts.extensions.get::<ClientAddr>().map(|a| a.0.ip());
+    let client_ip = ClientAddr::ip_of(&parts.extensions);
     let admission = match state.limits.admit(class, client_ip).await {
         Ok(admission) => admission,
         Err(shed) => return CnrError::from(shed).into_response(),

@@ -47,7 +47,7 @@ async fn respond(
     parts: axum::http::request::Parts,
     body: Body,
 ) -> Response<Body> {
-    let client_ip = parts.extensions.get::<ClientAddr>().map(|a| a.0.ip());
+    let client_ip = ClientAddr::ip_of(&parts.extensions);
     let admitted = if matches!(endpoint, Endpoint::StartUpload { .. }) {
         state.limits.admit_new_work(class, client_ip).await
     } else {

@@ -134,7 +134,6 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let listener = TcpListener::bind(config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = watch::channel(false);
-    let stopped_again = stopped.clone();
     let server = tokio::spawn(berth_server::serve(
         listener,
         berth_server::router(state.clone()),
@@ -144,7 +143,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         tokio::spawn(sweep_uploads(registry, config.uploads.clone(), until_stopped(stopped.clone()))),
         tokio::spawn(reload_keys(state, until_stopped(stopped.clone()))),
         tokio::spawn(write_audit_batches(audit_queue, store)),
-        tokio::spawn(metrics_upkeep(prometheus, until_stopped(stopped_again))),
+        tokio::spawn(metrics_upkeep(prometheus, until_stopped(stopped))),
     ];
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "berth is serving");
     let shutdown_delay = Duration::from_millis(config.shutdown_delay_ms);

@@ -14,9 +14,8 @@ use berth_core::appregistry::AppRegistry;
 use berth_core::metered_store::MeteredBlobStore;
 use berth_core::ports::{BlobStore, MetaStore};
 use berth_core::registry::Registry;
-use berth_core::tenancy::store::TenancyStore;
 use berth_core::tenancy::{AuditQueue, Tenancy, write_audit_batches};
-use berth_meta::{DatabaseLimits, SqliteMetaStore};
+use berth_meta::DatabaseLimits;
 use berth_server::auth::keys::KeyRing;
 use berth_server::observe::Observe;
 use berth_server::{AppState, Auth, Limits};
@@ -24,7 +23,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::config::{Config, StorageBackend};
+use crate::config::{Config, StorageBackend, StorageSection};
 
 /// A running Berth: its address, and how to stop it.
 pub struct Running {
@@ -32,37 +31,36 @@ pub struct Running {
     stop: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
     background: Vec<JoinHandle<()>>,
-    meta: Arc<SqliteMetaStore>,
+    meta: Arc<dyn MetaStore>,
     draining: Arc<AtomicBool>,
     shutdown_delay: Duration,
-    _lock: File,
+    _lock: Option<File>,
 }
 
-/// The metadata store of a data directory (created if needed).
-pub async fn open_meta(config: &Config) -> anyhow::Result<Arc<SqliteMetaStore>> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+/// The metadata store the configuration names (a SQLite file is created if needed).
+pub async fn open_meta(config: &Config) -> anyhow::Result<Arc<dyn MetaStore>> {
+    let url = config.database_url()?;
+    if matches!(url, berth_meta::DatabaseUrl::Sqlite(_)) {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    }
     let limits = DatabaseLimits {
         readers: config.database.readers,
+        writers: config.database.writers,
         statement_timeout: Duration::from_millis(config.database.statement_timeout_ms.max(1)),
     };
-    let meta = SqliteMetaStore::open(&config.data_dir.join("meta.db"), &limits)
-        .await
-        .context("opening the metadata database")?;
-    Ok(Arc::new(meta))
+    berth_meta::open(&url, &limits).await.context("opening the metadata database")
 }
 
-/// Applies the schema migrations the data directory's database lacks; refuses while a server
-/// uses the directory.
+/// Applies the schema migrations the database lacks; refuses while a server uses the data
+/// directory's SQLite database.
 pub async fn migrate(config: &Config) -> anyhow::Result<Vec<String>> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     let _lock = lock_data_dir(config)?;
-    SqliteMetaStore::migrate(&config.data_dir.join("meta.db")).await.context("migrating the metadata database")
+    berth_meta::migrate(&config.database_url()?).await.context("migrating the metadata database")
 }
 
-/// Where the token service keeps its signing keys.
-pub fn keys_dir(config: &Config) -> std::path::PathBuf {
+/// Where Berth kept its token signing keys before they moved into the database.
+fn legacy_keys_dir(config: &Config) -> std::path::PathBuf {
     config.data_dir.join("keys")
 }
 
@@ -71,24 +69,56 @@ pub fn keys_dir(config: &Config) -> std::path::PathBuf {
 pub struct Assembled {
     pub state: Arc<AppState>,
     pub audit_queue: AuditQueue,
-    pub meta: Arc<SqliteMetaStore>,
+    pub meta: Arc<dyn MetaStore>,
 }
 
 /// The blob store the configuration names.
-fn open_blobs(config: &Config) -> anyhow::Result<Arc<dyn BlobStore>> {
-    Ok(match (config.storage.backend, &config.storage.s3) {
-        (StorageBackend::Filesystem, _) => {
+pub(crate) fn open_blobs(config: &Config) -> anyhow::Result<Arc<dyn BlobStore>> {
+    let storage = &config.storage;
+    Ok(match storage.backend {
+        StorageBackend::Filesystem => {
             Arc::new(FsBlobStore::open(config.data_dir.join("blobs")).context("opening the blob directory")?)
         }
-        (StorageBackend::S3, Some(s3)) => {
-            let mut s3 = s3.clone();
+        StorageBackend::S3 => {
+            let mut s3 = storage_table(&storage.s3, "s3")?.clone();
             if let Ok(secret) = std::env::var("BERTH_S3_SECRET_ACCESS_KEY") {
                 s3.secret_access_key = secret;
             }
             Arc::new(S3BlobStore::new(s3).context("configuring the S3 blob store")?)
         }
-        (StorageBackend::S3, None) => anyhow::bail!("[storage] backend = \"s3\" needs a [storage.s3] section"),
+        StorageBackend::Gcs => open_gcs(storage)?,
+        StorageBackend::Azure => open_azure(storage)?,
     })
+}
+
+/// `[storage.<name>]`, which `backend = "<name>"` needs.
+fn storage_table<'a, T>(table: &'a Option<T>, name: &str) -> anyhow::Result<&'a T> {
+    table.as_ref().with_context(|| format!("[storage] backend = \"{name}\" needs a [storage.{name}] section"))
+}
+
+#[cfg(feature = "gcs")]
+fn open_gcs(storage: &StorageSection) -> anyhow::Result<Arc<dyn BlobStore>> {
+    let gcs = storage_table(&storage.gcs, "gcs")?.clone();
+    Ok(Arc::new(berth_blob::GcsBlobStore::new(gcs).context("configuring the GCS blob store")?))
+}
+
+#[cfg(not(feature = "gcs"))]
+fn open_gcs(_: &StorageSection) -> anyhow::Result<Arc<dyn BlobStore>> {
+    anyhow::bail!("[storage] backend = \"gcs\" needs a Berth built with --features gcs")
+}
+
+#[cfg(feature = "azure")]
+fn open_azure(storage: &StorageSection) -> anyhow::Result<Arc<dyn BlobStore>> {
+    let mut azure = storage_table(&storage.azure, "azure")?.clone();
+    if let Ok(key) = std::env::var("BERTH_AZURE_ACCESS_KEY") {
+        azure.access_key = key;
+    }
+    Ok(Arc::new(berth_blob::AzureBlobStore::new(azure).context("configuring the Azure blob store")?))
+}
+
+#[cfg(not(feature = "azure"))]
+fn open_azure(_: &StorageSection) -> anyhow::Result<Arc<dyn BlobStore>> {
+    anyhow::bail!("[storage] backend = \"azure\" needs a Berth built with --features azure")
 }
 
 /// Opens a data directory's stores and builds the state every request is served from.
@@ -99,9 +129,9 @@ pub async fn assemble(config: &Config) -> anyhow::Result<Assembled> {
     let blobs: Arc<dyn BlobStore> = Arc::new(MeteredBlobStore::new(open_blobs(config)?));
     let registry = Arc::new(Registry::new(meta.clone(), blobs.clone(), config.registry_config()));
     let apps = Arc::new(AppRegistry::new(meta.clone(), blobs, config.app_registry_config()));
-    let store: Arc<dyn MetaStore> = meta.clone();
-    let (tenancy, audit_queue) = Tenancy::new(store, &config.tenancy_config());
-    let keys = KeyRing::open(keys_dir(config)).context("opening the token signing keys")?;
+    let (tenancy, audit_queue) = Tenancy::new(meta.clone(), &config.tenancy_config());
+    let keys =
+        KeyRing::open(meta.clone(), Some(&legacy_keys_dir(config))).await.context("opening the token signing keys")?;
     let state = Arc::new(AppState {
         registry,
         apps,
@@ -115,8 +145,6 @@ pub async fn assemble(config: &Config) -> anyhow::Result<Assembled> {
 
 /// Opens the data directory, binds the listener and starts serving.
 pub async fn start(config: &Config) -> anyhow::Result<Running> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     let lock = lock_data_dir(config)?;
     let Assembled { state, audit_queue, meta } = assemble(config).await?;
     // Fail at start, with the reason, rather than on the first push.
@@ -127,7 +155,9 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         tracing::warn!("no accounts exist yet; create the first one with `berth admin create-user NAME --superuser`");
     }
     let registry = state.registry.clone();
-    let store: Arc<dyn MetaStore> = meta.clone();
+    let store = meta.clone();
+    // Subscribed before serving, so no change committed after the first request is missed.
+    let changes = meta.subscribe_changes().await.context("listening for other instances' changes")?;
     let draining = state.observe.draining.clone();
     let prometheus = state.observe.prometheus.clone();
 
@@ -139,12 +169,15 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         berth_server::router(state.clone()),
         until_stopped(stopped.clone()),
     ));
-    let background = vec![
+    let mut background = vec![
         tokio::spawn(sweep_uploads(registry, config.uploads.clone(), until_stopped(stopped.clone()))),
-        tokio::spawn(reload_keys(state, until_stopped(stopped.clone()))),
+        tokio::spawn(reload_keys(state.clone(), until_stopped(stopped.clone()))),
         tokio::spawn(write_audit_batches(audit_queue, store)),
-        tokio::spawn(metrics_upkeep(prometheus, until_stopped(stopped))),
+        tokio::spawn(metrics_upkeep(prometheus, until_stopped(stopped.clone()))),
     ];
+    if let Some(changes) = changes {
+        background.push(tokio::spawn(apply_changes(changes, state, until_stopped(stopped))));
+    }
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "berth is serving");
     let shutdown_delay = Duration::from_millis(config.shutdown_delay_ms);
     Ok(Running { addr, stop, server, background, meta, draining, shutdown_delay, _lock: lock })
@@ -175,12 +208,41 @@ impl Running {
     }
 }
 
-/// One process per data directory: the upload locks live in memory.
-fn lock_data_dir(config: &Config) -> anyhow::Result<File> {
+/// One process per data directory holding a SQLite database or blob files (creating the
+/// directory if needed); `None` when the instance keeps nothing there.
+pub(crate) fn lock_data_dir(config: &Config) -> anyhow::Result<Option<File>> {
+    if !config.uses_data_dir()? {
+        return Ok(None);
+    }
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     let path = config.data_dir.join("berth.lock");
     let file = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
     file.try_lock().map_err(|_| anyhow::anyhow!("another berth process is using {}", config.data_dir.display()))?;
-    Ok(file)
+    Ok(Some(file))
+}
+
+/// Drops what this instance cached about changes other instances committed. Holds the state
+/// only while applying one, so shutdown can drop it.
+async fn apply_changes(
+    mut changes: berth_core::ports::ChangeFeed,
+    state: Arc<AppState>,
+    stopped: impl Future<Output = ()>,
+) {
+    let weak = Arc::downgrade(&state);
+    drop(state);
+    tokio::pin!(stopped);
+    loop {
+        let change = tokio::select! {
+            _ = &mut stopped => return,
+            change = changes.recv() => change,
+        };
+        let (Some(change), Some(state)) = (change, weak.upgrade()) else { return };
+        metrics::counter!("berth_changes_applied_total").increment(1);
+        state.registry.apply_change(&change);
+        state.apps.apply_change(&change);
+        state.tenancy.apply_change(&change);
+    }
 }
 
 async fn until_stopped(mut stopped: watch::Receiver<bool>) {
@@ -238,7 +300,7 @@ async fn reload_keys(state: Arc<AppState>, stopped: impl Future<Output = ()>) {
             _ = every.tick() => {}
         }
         let Some(state) = weak.upgrade() else { return };
-        let reloaded = state.auth.keys.reload();
+        let reloaded = state.auth.keys.reload().await;
         let outcome = if reloaded.is_ok() { "ok" } else { "error" };
         metrics::counter!("berth_background_runs_total", "job" => "key-reload", "outcome" => outcome).increment(1);
         if let Err(e) = reloaded {

@@ -44,6 +44,11 @@ pub struct StorageSection {
     /// `[storage.s3]`, for `backend = "s3"`. The secret access key may instead come from
     /// `BERTH_S3_SECRET_ACCESS_KEY`, which wins, to keep it out of the file.
     pub s3: Option<berth_blob::S3Config>,
+    /// `[storage.gcs]`, for `backend = "gcs"` (a build with `--features gcs`).
+    pub gcs: Option<berth_blob::GcsConfig>,
+    /// `[storage.azure]`, for `backend = "azure"` (a build with `--features azure`). The access
+    /// key may instead come from `BERTH_AZURE_ACCESS_KEY`, which wins.
+    pub azure: Option<berth_blob::AzureConfig>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -54,6 +59,10 @@ pub enum StorageBackend {
     Filesystem,
     /// An S3-compatible object store.
     S3,
+    /// Google Cloud Storage. Parsed in every build, so that one without it can say so.
+    Gcs,
+    /// Azure Blob Storage. Parsed in every build, so that one without it can say so.
+    Azure,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -209,8 +218,14 @@ pub struct UploadsSection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseSection {
-    /// Reader connections to the SQLite database (there is always exactly one writer).
+    /// Where the metadata lives: `sqlite://PATH` or `postgres://USER@HOST:PORT/DB`
+    /// [default: `sqlite://<data_dir>/meta.db`]. `BERTH_DATABASE_URL` overrides it, so a
+    /// password need not be written in the file.
+    pub url: Option<String>,
+    /// Reader connections (per instance).
     pub readers: u32,
+    /// Writer connections on PostgreSQL (per instance); SQLite always has exactly one.
+    pub writers: u32,
     /// Longest a database statement, a wait for a connection or for the write lock may
     /// take, in milliseconds; past it the request is answered 503 with `Retry-After`.
     pub statement_timeout_ms: u64,
@@ -271,7 +286,7 @@ impl Default for UploadsSection {
 
 impl Default for DatabaseSection {
     fn default() -> Self {
-        DatabaseSection { readers: 4, statement_timeout_ms: 5000 }
+        DatabaseSection { url: None, readers: 4, writers: 4, statement_timeout_ms: 5000 }
     }
 }
 
@@ -304,6 +319,23 @@ impl Config {
     pub fn from_file(path: &Path) -> anyhow::Result<Config> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
         toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
+    }
+
+    /// The metadata database: `BERTH_DATABASE_URL`, else `[database] url`, else a SQLite
+    /// file in the data directory.
+    pub fn database_url(&self) -> anyhow::Result<berth_meta::DatabaseUrl> {
+        let url = std::env::var("BERTH_DATABASE_URL").ok().or_else(|| self.database.url.clone());
+        match url {
+            Some(url) => berth_meta::DatabaseUrl::parse(&url).context("[database] url"),
+            None => Ok(berth_meta::DatabaseUrl::Sqlite(self.data_dir.join("meta.db"))),
+        }
+    }
+
+    /// Whether anything lives in the data directory that one process must own (a SQLite
+    /// database or blob files); on PostgreSQL and object storage instances share nothing local.
+    pub fn uses_data_dir(&self) -> anyhow::Result<bool> {
+        Ok(matches!(self.database_url()?, berth_meta::DatabaseUrl::Sqlite(_))
+            || self.storage.backend == StorageBackend::Filesystem)
     }
 
     pub fn registry_config(&self) -> RegistryConfig {
@@ -407,7 +439,58 @@ mod tests {
         assert_eq!((c.storage.backend, s3.bucket.as_str(), s3.region.as_str()), (StorageBackend::S3, "b", "us-east-1"));
         assert!(!format!("{s3:?}").contains("secret_access_key"));
         assert!(toml::from_str::<Config>("[storage.s3]\nbucket = \"b\"\naccess_key_id = \"k\"\nbukket = 1\n").is_err());
-        assert!(toml::from_str::<Config>("[storage]\nbackend = \"gcs\"\n").is_err());
+        assert!(toml::from_str::<Config>("[storage]\nbackend = \"gcloud\"\n").is_err());
+    }
+
+    #[test]
+    fn gcs_and_azure_tables_parse_in_every_build() {
+        let c: Config = toml::from_str(
+            "[storage]\nbackend = \"gcs\"\n[storage.gcs]\nbucket = \"b\"\nprefix = \"p\"\n\
+             [storage.azure]\naccount = \"a\"\ncontainer = \"c\"\naccess_key = \"hunter2\"\n\
+             endpoint = \"http://127.0.0.1:10000/a\"\nallow_http = true\n",
+        )
+        .expect("parses");
+        assert_eq!(c.storage.backend, StorageBackend::Gcs);
+        let gcs = c.storage.gcs.expect("a gcs table");
+        assert_eq!((gcs.bucket.as_str(), gcs.service_account_path, gcs.prefix.as_str()), ("b", None, "p"));
+        let azure = c.storage.azure.expect("an azure table");
+        assert_eq!((azure.account.as_str(), azure.container.as_str(), azure.allow_http), ("a", "c", true));
+        assert!(!format!("{azure:?}").contains("hunter2"));
+        let c: Config = toml::from_str("[storage]\nbackend = \"azure\"\n").expect("parses");
+        assert_eq!(c.storage.backend, StorageBackend::Azure);
+        let typo = "[storage.azure]\naccount = \"a\"\ncontainer = \"c\"\nkey = \"k\"\n";
+        assert!(toml::from_str::<Config>(typo).is_err());
+    }
+
+    /// Without its feature a backend is refused with the build it needs; with it, the store is
+    /// built (no request is sent, so no emulator is needed).
+    #[test]
+    fn gcs_and_azure_need_their_cargo_features() {
+        let gcs: Config = toml::from_str(
+            "[storage]\nbackend = \"gcs\"\n[storage.gcs]\nbucket = \"b\"\n\
+             service_account_path = \"/nonexistent/berth-service-account.json\"\n",
+        )
+        .expect("parses");
+        let refused = crate::app::open_blobs(&gcs).err().expect("refused");
+        let expected = if cfg!(feature = "gcs") {
+            "configuring the GCS blob store"
+        } else {
+            "[storage] backend = \"gcs\" needs a Berth built with --features gcs"
+        };
+        assert_eq!(refused.to_string(), expected);
+
+        let azure: Config = toml::from_str(
+            "[storage]\nbackend = \"azure\"\n[storage.azure]\naccount = \"a\"\ncontainer = \"c\"\n\
+             access_key = \"aHVudGVyMg==\"\n",
+        )
+        .expect("parses");
+        let opened = crate::app::open_blobs(&azure).map(drop).map_err(|e| format!("{e:#}"));
+        let expected = if cfg!(feature = "azure") {
+            Ok(())
+        } else {
+            Err("[storage] backend = \"azure\" needs a Berth built with --features azure".to_owned())
+        };
+        assert_eq!(opened, expected);
     }
 
     #[test]

@@ -5,3 +5,4 @@ pub mod admin;
 pub mod app;
 pub mod bench;
 pub mod config;
+pub mod migrate_store;

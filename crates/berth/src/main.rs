@@ -32,6 +32,9 @@ enum Command {
     Admin(berth::admin::AdminArgs),
     /// Bring the database's schema up to this Berth's (stop `berth serve` first).
     Migrate(MigrateArgs),
+    /// Move this single-machine registry (SQLite and its blobs) into the empty PostgreSQL
+    /// database and blob store another configuration names (stop `berth serve` first).
+    MigrateStore(MigrateStoreArgs),
     /// Load a registry (Berth or not) with several workloads at once and report latency
     /// percentiles; exits with status 3 on a regression against --baseline.
     Bench(berth::bench::BenchArgs),
@@ -41,6 +44,16 @@ enum Command {
 struct MigrateArgs {
     #[command(flatten)]
     location: Location,
+}
+
+#[derive(Args)]
+struct MigrateStoreArgs {
+    /// The registry to move.
+    #[command(flatten)]
+    location: Location,
+    /// The configuration of where it goes (its `[database] url` and `[storage]`).
+    #[arg(long)]
+    to: std::path::PathBuf,
 }
 
 #[derive(Args)]
@@ -68,6 +81,7 @@ fn main() -> anyhow::Result<ExitCode> {
         Command::Admin(args) => runtime.block_on(berth::admin::run(args)),
         Command::Bench(args) => runtime.block_on(berth::bench::run(args)),
         Command::Migrate(args) => runtime.block_on(migrate(args)).map(|()| ExitCode::SUCCESS),
+        Command::MigrateStore(args) => runtime.block_on(migrate_store(args)).map(|()| ExitCode::SUCCESS),
     }
 }
 
@@ -94,6 +108,18 @@ async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
     for migration in applied {
         println!("applied {migration}");
     }
+    Ok(())
+}
+
+async fn migrate_store(args: MigrateStoreArgs) -> anyhow::Result<()> {
+    let from = args.location.config()?;
+    let to = berth::config::Config::from_file(&args.to)?;
+    let moved = berth::migrate_store::migrate_store(&from, &to).await?;
+    println!("copied {} blobs ({} bytes), every digest checked", moved.blobs, moved.bytes);
+    for (table, rows) in moved.rows {
+        println!("copied {rows} rows of {table}");
+    }
+    println!("the registry is ready to serve with --config {}", args.to.display());
     Ok(())
 }
 

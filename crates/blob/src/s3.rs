@@ -1,4 +1,9 @@
-//! The S3 backend (AWS or any S3-compatible store), on `object_store`.
+//! The object-store backend, on `object_store`: S3 (AWS or any S3-compatible store), and
+//! behind cargo features Google Cloud Storage (`gcs`, see `gcs.rs`) and Azure Blob Storage
+//! (`azure`, see `azure.rs`). One engine, [`ObjectBlobStore`], serves all three; it is written
+//! to S3's rules, which the other two meet: GCS's multipart (XML API) uploads have the same
+//! 5 MiB minimum, and on Azure parts are uncommitted blocks, committed by `complete` (there
+//! `abort` is a no-op and Azure drops uncommitted blocks after a week).
 //!
 //! S3 has no append, and every multipart part but the last must be at least 5 MiB, while
 //! registry clients send chunks of any size. So an upload keeps its unfinished end in a
@@ -78,10 +83,14 @@ impl fmt::Debug for S3Config {
     }
 }
 
-pub struct S3BlobStore {
-    s3: AmazonS3,
+/// A blob store on an object store `S` (see the module documentation).
+pub struct ObjectBlobStore<S> {
+    inner: S,
     root: Path,
 }
+
+/// The S3 backend.
+pub type S3BlobStore = ObjectBlobStore<AmazonS3>;
 
 /// What `append` and `complete` need to continue an upload, serialized as JSON.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -107,7 +116,7 @@ struct Part {
 
 impl UploadState {
     fn decode(bytes: &[u8]) -> Result<UploadState> {
-        serde_json::from_slice(bytes).map_err(|e| Error::Backend(format!("malformed S3 upload state: {e}")))
+        serde_json::from_slice(bytes).map_err(|e| Error::Backend(format!("malformed object-store upload state: {e}")))
     }
 
     fn encode(&self) -> Result<Vec<u8>> {
@@ -119,7 +128,7 @@ impl UploadState {
     }
 }
 
-fn s3_error(context: &str, e: object_store::Error) -> Error {
+fn store_error(context: &str, e: object_store::Error) -> Error {
     Error::Backend(format!("{context}: {e}"))
 }
 
@@ -134,7 +143,6 @@ fn ignore_missing(result: object_store::Result<()>) -> object_store::Result<()> 
 impl S3BlobStore {
     /// A store on `config`'s bucket. Sends no request: [`BlobStore::ping`] checks the bucket.
     pub fn new(config: S3Config) -> object_store::Result<S3BlobStore> {
-        let root = Path::parse(&config.prefix)?;
         let mut builder = AmazonS3Builder::new()
             .with_bucket_name(config.bucket)
             .with_region(config.region)
@@ -144,9 +152,21 @@ impl S3BlobStore {
         if let Some(endpoint) = config.endpoint {
             builder = builder.with_endpoint(endpoint);
         }
-        Ok(S3BlobStore { s3: builder.build()?, root })
+        ObjectBlobStore::with_prefix(builder.build()?, &config.prefix)
     }
+}
 
+impl<S> ObjectBlobStore<S> {
+    /// `inner`, with keys under `prefix`; for the backends' constructors.
+    pub(crate) fn with_prefix(inner: S, prefix: &str) -> object_store::Result<ObjectBlobStore<S>> {
+        Ok(ObjectBlobStore { inner, root: Path::parse(prefix)? })
+    }
+}
+
+impl<S> ObjectBlobStore<S>
+where
+    S: ObjectStore + MultipartStore + Signer + PaginatedListStore,
+{
     fn blob_path(&self, key: &str) -> Result<Path> {
         // Keys come from `create`; anything else could reach other objects, e.g. a tail.
         let valid = key.len() == 32 && key.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
@@ -174,8 +194,11 @@ impl S3BlobStore {
             return Ok(Bytes::new());
         }
         let path = self.tail_path(key, state.parts.len());
-        let tail =
-            self.s3.get_range(&path, 0..state.tail_len).await.map_err(|e| s3_error("reading an upload's tail", e))?;
+        let tail = self
+            .inner
+            .get_range(&path, 0..state.tail_len)
+            .await
+            .map_err(|e| store_error("reading an upload's tail", e))?;
         if tail.len() as u64 != state.tail_len {
             return Err(Error::Backend(format!(
                 "upload tail {path} has {} bytes, the upload recorded {}",
@@ -187,12 +210,12 @@ impl S3BlobStore {
     }
 
     async fn multipart_marker(&self, key: &str) -> Result<Option<String>> {
-        let got = match self.s3.get(&self.marker_path(key)).await {
+        let got = match self.inner.get(&self.marker_path(key)).await {
             Ok(got) => got,
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(s3_error("reading a multipart id", e)),
+            Err(e) => return Err(store_error("reading a multipart id", e)),
         };
-        let bytes = got.bytes().await.map_err(|e| s3_error("reading a multipart id", e))?;
+        let bytes = got.bytes().await.map_err(|e| store_error("reading a multipart id", e))?;
         String::from_utf8(bytes.to_vec()).map(Some).map_err(|_| Error::Backend("malformed multipart id".into()))
     }
 
@@ -202,11 +225,11 @@ impl S3BlobStore {
         if let Some(id) = self.multipart_marker(key).await? {
             return Ok(id);
         }
-        let id = self.s3.create_multipart(blob).await.map_err(|e| s3_error("starting a multipart upload", e))?;
-        self.s3
+        let id = self.inner.create_multipart(blob).await.map_err(|e| store_error("starting a multipart upload", e))?;
+        self.inner
             .put(&self.marker_path(key), id.clone().into_bytes().into())
             .await
-            .map_err(|e| s3_error("recording a multipart id", e))?;
+            .map_err(|e| store_error("recording a multipart id", e))?;
         Ok(id)
     }
 
@@ -217,10 +240,10 @@ impl S3BlobStore {
         };
         let size = data.len() as u64;
         let part = self
-            .s3
+            .inner
             .put_part(blob, &id, state.parts.len(), data.into())
             .await
-            .map_err(|e| s3_error("uploading a part", e))?;
+            .map_err(|e| store_error("uploading a part", e))?;
         state.parts.push(Part { etag: part.content_id, size });
         Ok(())
     }
@@ -229,63 +252,69 @@ impl S3BlobStore {
     async fn seal(&self, key: &str, blob: &Path, state: &UploadState) -> Result<()> {
         let tail = self.read_tail(key, state).await?;
         if state.parts.is_empty() {
-            self.s3.put(blob, tail.into()).await.map_err(|e| s3_error("writing an object", e))?;
+            self.inner.put(blob, tail.into()).await.map_err(|e| store_error("writing an object", e))?;
             return Ok(());
         }
         let id = state
             .multipart_id
             .as_ref()
-            .ok_or_else(|| Error::Backend("S3 upload state has parts but no multipart id".into()))?;
+            .ok_or_else(|| Error::Backend("upload state has parts but no multipart id".into()))?;
         let mut parts: Vec<PartId> = state.parts.iter().map(|p| PartId { content_id: p.etag.clone() }).collect();
         if !tail.is_empty() {
             let last = self
-                .s3
+                .inner
                 .put_part(blob, id, parts.len(), tail.into())
                 .await
-                .map_err(|e| s3_error("uploading a part", e))?;
+                .map_err(|e| store_error("uploading a part", e))?;
             parts.push(last);
         }
-        self.s3.complete_multipart(blob, id, parts).await.map_err(|e| s3_error("completing a multipart upload", e))?;
+        self.inner
+            .complete_multipart(blob, id, parts)
+            .await
+            .map_err(|e| store_error("completing a multipart upload", e))?;
         Ok(())
     }
 
     /// Deletes the upload's tails and multipart marker.
     async fn remove_scratch(&self, key: &str) -> Result<()> {
         let paths: Vec<Path> = self
-            .s3
+            .inner
             .list(Some(&self.scratch_dir(key)))
             .map_ok(|meta| meta.location)
             .try_collect()
             .await
-            .map_err(|e| s3_error("listing an upload's scratch objects", e))?;
+            .map_err(|e| store_error("listing an upload's scratch objects", e))?;
         if paths.is_empty() {
             return Ok(());
         }
-        self.s3
+        self.inner
             .delete_stream(stream::iter(paths.into_iter().map(Ok)).boxed())
             .try_for_each(|_| async { Ok(()) })
             .await
             .or_else(|e| ignore_missing(Err(e)))
-            .map_err(|e| s3_error("deleting an upload's scratch objects", e))
+            .map_err(|e| store_error("deleting an upload's scratch objects", e))
     }
 }
 
 #[async_trait]
-impl BlobStore for S3BlobStore {
+impl<S> BlobStore for ObjectBlobStore<S>
+where
+    S: ObjectStore + MultipartStore + Signer + PaginatedListStore,
+{
     async fn ping(&self) -> Result<()> {
         // One listing request: fails on a wrong bucket or credentials, unlike a HEAD's 404.
         let opts = PaginatedListOptions { max_keys: Some(1), ..Default::default() };
         let prefix = format!("{}/", self.root.clone().join("blobs"));
-        self.s3.list_paginated(Some(&prefix), opts).await.map_err(|e| s3_error("listing the bucket", e))?;
+        self.inner.list_paginated(Some(&prefix), opts).await.map_err(|e| store_error("listing the bucket", e))?;
         Ok(())
     }
 
     async fn direct_url(&self, key: &str, ttl: Duration) -> Result<Option<String>> {
         let url = self
-            .s3
+            .inner
             .signed_url(http::Method::GET, &self.blob_path(key)?, ttl)
             .await
-            .map_err(|e| s3_error("signing a download URL", e))?;
+            .map_err(|e| store_error("signing a download URL", e))?;
         Ok(Some(url.to_string()))
     }
 
@@ -306,7 +335,7 @@ impl BlobStore for S3BlobStore {
         }
         if let Some(parts) = state.stale_tail.take() {
             // The state that replaced it is recorded now. Leftovers go at `complete` anyway.
-            if let Err(e) = ignore_missing(self.s3.delete(&self.tail_path(key, parts)).await) {
+            if let Err(e) = ignore_missing(self.inner.delete(&self.tail_path(key, parts)).await) {
                 tracing::warn!(key, error = %e, "could not delete a superseded upload tail");
             }
         }
@@ -329,10 +358,10 @@ impl BlobStore for S3BlobStore {
             state.stale_tail = Some(first_part);
         }
         if received && !buf.is_empty() {
-            self.s3
+            self.inner
                 .put(&self.tail_path(key, state.parts.len()), buf.freeze().into())
                 .await
-                .map_err(|e| s3_error("writing an upload's tail", e))?;
+                .map_err(|e| store_error("writing an upload's tail", e))?;
         }
         state.encode()
     }
@@ -343,7 +372,7 @@ impl BlobStore for S3BlobStore {
         if let Err(e) = self.seal(key, &blob, &state).await {
             // A retry after sealing succeeded but was not recorded: the tail or the multipart
             // upload is gone, and the object is already whole.
-            match self.s3.head(&blob).await {
+            match self.inner.head(&blob).await {
                 Ok(meta) if meta.size == state.len() => {}
                 _ => return Err(e),
             }
@@ -358,10 +387,10 @@ impl BlobStore for S3BlobStore {
     async fn read(&self, key: &str, range: Option<(u64, u64)>) -> Result<ByteStream> {
         let blob = self.blob_path(key)?;
         let got = match range {
-            None => self.s3.get(&blob).await,
+            None => self.inner.get(&blob).await,
             Some((start, 0)) => {
                 // S3 has no empty range; the object must exist and be long enough.
-                let meta = self.s3.head(&blob).await.map_err(|e| s3_error("opening an object", e))?;
+                let meta = self.inner.head(&blob).await.map_err(|e| store_error("opening an object", e))?;
                 if start > meta.size {
                     return Err(Error::Backend(format!("range {start}+0 is beyond object {key}")));
                 }
@@ -370,10 +399,10 @@ impl BlobStore for S3BlobStore {
             Some((start, len)) => {
                 let end = start.checked_add(len).ok_or_else(|| Error::Backend("range overflows".into()))?;
                 let opts = GetOptions { range: Some(GetRange::Bounded(start..end)), ..Default::default() };
-                self.s3.get_opts(&blob, opts).await
+                self.inner.get_opts(&blob, opts).await
             }
         }
-        .map_err(|e| s3_error("opening an object", e))?;
+        .map_err(|e| store_error("opening an object", e))?;
         if let Some((start, len)) = range
             && got.range != (start..start + len)
         {
@@ -392,10 +421,10 @@ impl BlobStore for S3BlobStore {
         if let Some(id) = self.multipart_marker(key).await? {
             // NotFound: the marker outlived a completed (or aborted) upload. Other errors keep
             // the marker, so that a retry can still abort.
-            ignore_missing(self.s3.abort_multipart(&blob, &id).await)
-                .map_err(|e| s3_error("aborting a multipart upload", e))?;
+            ignore_missing(self.inner.abort_multipart(&blob, &id).await)
+                .map_err(|e| store_error("aborting a multipart upload", e))?;
         }
-        ignore_missing(self.s3.delete(&blob).await).map_err(|e| s3_error("deleting an object", e))?;
+        ignore_missing(self.inner.delete(&blob).await).map_err(|e| store_error("deleting an object", e))?;
         self.remove_scratch(key).await
     }
 }
@@ -440,7 +469,7 @@ mod tests {
     }
 
     async fn scratch_objects(store: &S3BlobStore, key: &str) -> usize {
-        store.s3.list(Some(&store.scratch_dir(key))).try_collect::<Vec<_>>().await.expect("list").len()
+        store.inner.list(Some(&store.scratch_dir(key))).try_collect::<Vec<_>>().await.expect("list").len()
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -42,6 +42,13 @@ impl Generations {
     pub fn bump(&self, repository: &str) {
         self.slot(repository).fetch_add(1, Ordering::AcqRel);
     }
+
+    /// Invalidates everything cached.
+    pub fn bump_all(&self) {
+        for slot in &self.slots {
+            slot.fetch_add(1, Ordering::AcqRel);
+        }
+    }
 }
 
 /// A size-bounded cache of per-repository lookups.

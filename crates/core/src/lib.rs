@@ -7,6 +7,7 @@
 pub mod access;
 pub mod appregistry;
 pub mod cache;
+pub mod changes;
 pub mod connection_share;
 pub mod error;
 pub mod metered_store;

@@ -94,6 +94,53 @@ pub struct PoolUsage {
     pub max: u32,
 }
 
+/// A committed change that instances sharing the database must hear about, to drop what
+/// they cached about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// An image repository: tags, manifests, blob links, visibility or its deletion.
+    Repository(String),
+    /// An App Registry package, and the listings that show it.
+    Package(String),
+    /// Every App Registry package of a namespace (the namespace went away).
+    PackageNamespace(String),
+    /// Permissions, teams or memberships: cached access decisions.
+    Access,
+    /// Passwords, tokens or accounts: cached credentials and access decisions.
+    Credentials,
+    /// Changes may have been missed (the feed reconnected): drop everything cached.
+    Everything,
+}
+
+impl Change {
+    /// The change as one line of text, for a notification payload.
+    pub fn encode(&self) -> String {
+        match self {
+            Change::Repository(name) => format!("repository {name}"),
+            Change::Package(name) => format!("package {name}"),
+            Change::PackageNamespace(namespace) => format!("package-namespace {namespace}"),
+            Change::Access => "access".to_owned(),
+            Change::Credentials => "credentials".to_owned(),
+            Change::Everything => "everything".to_owned(),
+        }
+    }
+
+    /// Reads [`Change::encode`]'s text; an unknown line (from a newer Berth) drops everything.
+    pub fn decode(text: &str) -> Change {
+        match text.split_once(' ') {
+            Some(("repository", name)) => Change::Repository(name.to_owned()),
+            Some(("package", name)) => Change::Package(name.to_owned()),
+            Some(("package-namespace", namespace)) => Change::PackageNamespace(namespace.to_owned()),
+            _ if text == "access" => Change::Access,
+            _ if text == "credentials" => Change::Credentials,
+            _ => Change::Everything,
+        }
+    }
+}
+
+/// The changes every instance publishes, as they arrive (see [`MetaStore::subscribe_changes`]).
+pub type ChangeFeed = tokio::sync::mpsc::Receiver<Change>;
+
 #[async_trait]
 pub trait MetaStore: TenancyStore + AppRegistryStore + Send + Sync + 'static {
     /// Creates the repository if it does not exist yet, as a push by `creator` does: in its
@@ -106,6 +153,23 @@ pub trait MetaStore: TenancyStore + AppRegistryStore + Send + Sync + 'static {
     async fn ping(&self) -> Result<()>;
     /// Each connection pool's use now.
     fn connection_pools(&self) -> Vec<PoolUsage>;
+    /// Tells every instance sharing this database (itself included) about a committed change.
+    /// A backend only one process can use has nobody to tell.
+    async fn publish_change(&self, _change: &Change) -> Result<()> {
+        Ok(())
+    }
+    /// The changes published by every instance from now on, or `None` when the backend is
+    /// used by one process only. After a lost connection the feed yields
+    /// [`Change::Everything`], since changes may have been missed meanwhile.
+    async fn subscribe_changes(&self) -> Result<Option<ChangeFeed>> {
+        Ok(None)
+    }
+    /// Closes the connections (after the last request).
+    async fn close(&self) {}
+    /// The token service's signing keys as `(id, 32-byte seed)`, ids ascending.
+    async fn signing_keys(&self) -> Result<Vec<(String, Vec<u8>)>>;
+    /// Stores a new signing key and deletes the keys `retired` names, in one transaction.
+    async fn add_signing_key(&self, id: &str, seed: &[u8], created_at: i64, retired: &[String]) -> Result<()>;
 
     /// The blob, if `name` may serve it.
     async fn repository_blob(&self, name: &RepositoryName, digest: &Digest) -> Result<Option<BlobRecord>>;

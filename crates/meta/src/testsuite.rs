@@ -15,6 +15,7 @@ pub async fn run(store: &dyn MetaStore) {
     manifests_and_tags(store).await;
     listings(store).await;
     referrers(store).await;
+    signing_keys(store).await;
     crate::testsuite_tenancy::run(store).await;
     crate::testsuite_appregistry::run(store).await;
 }
@@ -289,4 +290,19 @@ async fn referrers(store: &dyn MetaStore) {
     assert!(sigs.iter().all(|s| s.artifact_type.as_deref() == Some("application/vnd.sig")));
     assert!(store.referrers(&r, &digest_of("other"), None, 100).await.expect("referrers").is_empty());
     assert_eq!(store.referrers(&r, &subject, None, 1).await.expect("referrers").len(), 1);
+}
+
+async fn signing_keys(store: &dyn MetaStore) {
+    assert!(store.signing_keys().await.expect("keys").is_empty());
+    store.add_signing_key("0002-b", &[2; 32], 2, &[]).await.expect("add");
+    store.add_signing_key("0001-a", &[1; 32], 1, &[]).await.expect("add");
+    let keys = store.signing_keys().await.expect("keys");
+    assert_eq!(keys, vec![("0001-a".to_owned(), vec![1; 32]), ("0002-b".to_owned(), vec![2; 32])], "ids ascending");
+    assert!(store.add_signing_key("0001-a", &[9; 32], 3, &[]).await.is_err(), "ids are unique");
+    store
+        .add_signing_key("0003-c", &[3; 32], 3, &["0001-a".to_owned(), "0009-unknown".to_owned()])
+        .await
+        .expect("rotate");
+    let ids: Vec<String> = store.signing_keys().await.expect("keys").into_iter().map(|(id, _)| id).collect();
+    assert_eq!(ids, ["0002-b", "0003-c"]);
 }

@@ -90,6 +90,14 @@ fn describe() {
         "Database statements and transactions, by pool, from start to completion."
     );
     describe_counter!("berth_db_timeouts_total", "Database operations abandoned after the statement timeout, by kind.");
+    describe_counter!(
+        "berth_changes_applied_total",
+        "Changes other instances announced (through the database) that this instance applied to its caches."
+    );
+    describe_counter!(
+        "berth_change_publish_failures_total",
+        "Committed changes this instance could not announce to the other instances."
+    );
     describe_gauge!("berth_upload_sessions", "Upload sessions open now (across every instance on this database).");
     describe_counter!("berth_cache_requests_total", "Cache lookups, by cache and result (hit or miss).");
     describe_counter!("berth_background_runs_total", "Runs of background jobs, by job and outcome.");

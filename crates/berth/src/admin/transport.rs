@@ -7,7 +7,6 @@ use std::sync::Arc;
 use anyhow::Context;
 use berth_core::ports::MetaStore;
 use berth_core::tenancy::write_audit_batches;
-use berth_meta::SqliteMetaStore;
 use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use tower::ServiceExt;
@@ -23,7 +22,7 @@ pub struct Answer {
 
 pub enum Transport {
     Online { client: reqwest::Client, base: String, authorization: Option<HeaderValue> },
-    Offline { router: axum::Router, audit: tokio::task::JoinHandle<()>, meta: Arc<SqliteMetaStore> },
+    Offline { router: axum::Router, audit: tokio::task::JoinHandle<()>, meta: Arc<dyn MetaStore> },
 }
 
 /// How to log in to a running server.
@@ -58,7 +57,7 @@ impl Transport {
         // The caller is whoever can read the data directory: the system itself.
         config.auth.enabled = false;
         let assembled = crate::app::assemble(&config).await?;
-        let store: Arc<dyn MetaStore> = assembled.meta.clone();
+        let store = assembled.meta.clone();
         let audit = tokio::spawn(write_audit_batches(assembled.audit_queue, store));
         Ok(Transport::Offline { router: berth_server::router(assembled.state), audit, meta: assembled.meta })
     }

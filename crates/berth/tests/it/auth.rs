@@ -188,10 +188,13 @@ async fn private_repositories_look_like_missing_ones() {
 async fn forged_and_stale_tokens_are_refused() {
     let reg = TestRegistry::start().await;
     reg.push_image("acme/app", "v1", &[b"x"]).await;
-    // Berth's own keys (the test reads them from the data directory) and a stranger's.
-    let keys = KeyRing::open(reg.data_dir().join("keys")).expect("keys");
+    // Berth's own keys (the test reads them from its database) and a stranger's.
+    let keys = KeyRing::open(reg.open_meta().await, None).await.expect("keys");
     let elsewhere = tempfile::tempdir().expect("tempdir");
-    let strangers = KeyRing::open(elsewhere.path()).expect("keys");
+    let stranger_store = berth_meta::SqliteMetaStore::open(&elsewhere.path().join("meta.db"), &Default::default())
+        .await
+        .expect("a stranger's database");
+    let strangers = KeyRing::open(std::sync::Arc::new(stranger_store), None).await.expect("keys");
     let now = berth_server::auth::now_secs();
     let claims_with = |aud: &str, nbf: i64, exp: i64| Claims {
         iss: "berth".into(),

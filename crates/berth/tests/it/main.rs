@@ -17,6 +17,7 @@ mod matrix;
 mod observability;
 mod openapi;
 mod referrers;
+mod scale_out;
 mod storage;
 mod support;
 mod uploads;

@@ -35,7 +35,9 @@ async fn metrics_count_requests_by_class_route_and_status_and_pass_promtool() {
 
     let text = metrics_text(&registry).await;
     assert_eq!(sample(&text, "berth_upload_sessions "), Some(1.0), "{text}");
-    assert_eq!(sample(&text, r#"berth_db_pool_connections{pool="writer",state="max"}"#), Some(1.0), "{text}");
+    // SQLite has one writer; PostgreSQL the configured number (4 by default).
+    let writers = if registry.is_on_postgres() { 4.0 } else { 1.0 };
+    assert_eq!(sample(&text, r#"berth_db_pool_connections{pool="writer",state="max"}"#), Some(writers), "{text}");
     assert!(sample(&text, r#"berth_db_pool_connections{pool="reader",state="max"}"#).is_some_and(|n| n >= 1.0));
     for expected in [
         r#"berth_db_query_duration_seconds_count{pool="writer"}"#,

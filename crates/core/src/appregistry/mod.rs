@@ -20,7 +20,8 @@ use sha2::{Digest as _, Sha256};
 
 use crate::access::{Actor, Principal, RepositoryKind, Visibility};
 use crate::cache::{Generations, RepoCache};
-use crate::ports::{BlobRecord, BlobStore, MetaStore};
+use crate::changes;
+use crate::ports::{BlobRecord, BlobStore, Change, MetaStore};
 use crate::stream::ByteStream;
 use crate::tenancy::audit;
 use crate::time::now_ms;
@@ -286,7 +287,7 @@ impl AppRegistry {
             self.discard(&blob.storage_key).await;
         }
         stored?;
-        self.changed(name);
+        self.changed(name).await;
         Ok(())
     }
 
@@ -307,7 +308,7 @@ impl AppRegistry {
                 "package {name} has no release {release} of type {media_type}"
             )));
         }
-        self.changed(name);
+        self.changed(name).await;
         Ok(())
     }
 
@@ -323,7 +324,7 @@ impl AppRegistry {
         let details = json!({ "channel": channel, "release": release });
         let entry = audit(actor, "set_channel", Some(name.namespace()), Some(name.as_str()), Some(details));
         let updated = self.meta.app_channel_add(name, channel, release, &entry).await?;
-        self.changed(name);
+        self.changed(name).await;
         Ok(updated)
     }
 
@@ -340,7 +341,7 @@ impl AppRegistry {
             .app_channel_remove(name, channel, release, &entry)
             .await?
             .ok_or_else(|| Error::ChannelNotFound(format!("package {name} has no channel {channel}")))?;
-        self.changed(name);
+        self.changed(name).await;
         Ok(())
     }
 
@@ -355,7 +356,7 @@ impl AppRegistry {
         if !self.meta.app_channel_delete(name, channel, &entry).await? {
             return Err(Error::ChannelNotFound(format!("package {name} has no channel {channel}")));
         }
-        self.changed(name);
+        self.changed(name).await;
         Ok(())
     }
 
@@ -364,24 +365,46 @@ impl AppRegistry {
         self.blobs.read(&blob.storage_key, None).await
     }
 
-    /// Forgets what is cached about a repository changed elsewhere (visibility, deletion).
-    pub fn forget(&self, name: &str) {
+    /// Forgets what is cached about a repository changed elsewhere (visibility, deletion),
+    /// here and on the other instances.
+    pub async fn forget(&self, name: &str) {
+        self.forget_package(name);
+        changes::announce(&*self.meta, Change::Package(name.to_owned())).await;
+    }
+
+    /// Forgets what is cached about a namespace whose repositories went away at once, here
+    /// and on the other instances.
+    pub async fn forget_namespace(&self, namespace: &str) {
+        self.forget_packages_of(namespace);
+        changes::announce(&*self.meta, Change::PackageNamespace(namespace.to_owned())).await;
+    }
+
+    /// Applies a change another instance announced.
+    pub fn apply_change(&self, change: &Change) {
+        match change {
+            Change::Package(name) => self.forget_package(name),
+            Change::PackageNamespace(namespace) => self.forget_packages_of(namespace),
+            Change::Everything => self.generations.bump_all(),
+            _ => {}
+        }
+    }
+
+    fn forget_package(&self, name: &str) {
         self.generations.bump(name);
         let namespace = name.split_once('/').map_or(name, |(namespace, _)| namespace);
         self.generations.bump(&listing_key(Some(namespace)));
         self.generations.bump(&listing_key(None));
     }
 
-    /// Forgets what is cached about a namespace whose repositories went away at once.
-    pub fn forget_namespace(&self, namespace: &str) {
+    fn forget_packages_of(&self, namespace: &str) {
         self.generations.bump(&namespace_key(namespace));
         self.generations.bump(&listing_key(Some(namespace)));
         self.generations.bump(&listing_key(None));
     }
 
     /// Called after a write to `name` committed.
-    fn changed(&self, name: &RepositoryName) {
-        self.forget(name.as_str());
+    async fn changed(&self, name: &RepositoryName) {
+        self.forget(name.as_str()).await;
     }
 
     /// Stores gzip bytes once per content: returns the blob record and whether a new

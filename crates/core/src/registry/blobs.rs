@@ -61,7 +61,7 @@ impl Registry {
         if !self.meta.unlink_blob(name, digest, &entry).await? {
             return Err(Error::BlobUnknown(digest.clone()));
         }
-        self.changed(name.as_str());
+        self.changed(name.as_str()).await;
         Ok(())
     }
 
@@ -81,7 +81,7 @@ impl Registry {
         };
         let Some(blob) = source else { return Ok(None) };
         self.meta.link_blob(name, digest, &actor.principal, &super::creation_audit(actor, name), now_ms()).await?;
-        self.changed(name.as_str());
+        self.changed(name.as_str()).await;
         Ok(Some(blob))
     }
 }

@@ -127,7 +127,7 @@ impl Registry {
                 audit: push_audit,
             })
             .await?;
-        self.changed(name.as_str());
+        self.changed(name.as_str()).await;
         Ok(PushedManifest { digest, subject, tags })
     }
 
@@ -151,7 +151,7 @@ impl Registry {
         if !deleted {
             return Err(Error::ManifestUnknown(format!("manifest {reference} is not known in {name}")));
         }
-        self.changed(name.as_str());
+        self.changed(name.as_str()).await;
         Ok(())
     }
 }

@@ -19,7 +19,8 @@ use berth_oci::RepositoryName;
 
 use crate::access::Actor;
 use crate::cache::{Generations, RepoCache};
-use crate::ports::{BlobRecord, BlobStore, ManifestRecord, MetaStore};
+use crate::changes;
+use crate::ports::{BlobRecord, BlobStore, Change, ManifestRecord, MetaStore};
 use crate::tenancy::audit;
 use crate::tenancy::records::AuditEntry;
 
@@ -109,14 +110,26 @@ impl Registry {
         &self.config
     }
 
-    /// Tells the caches that `repository` changed (after the change committed).
-    fn changed(&self, repository: &str) {
+    /// After a change to `repository` committed: drops what this instance cached about it
+    /// and tells the other instances to do the same.
+    async fn changed(&self, repository: &str) {
         self.generations.bump(repository);
+        changes::announce(&*self.meta, Change::Repository(repository.to_owned())).await;
     }
 
-    /// Drops everything cached about a repository whose metadata changed elsewhere.
-    pub fn forget(&self, name: &RepositoryName) {
-        self.changed(name.as_str());
+    /// Drops everything cached about a repository whose metadata changed elsewhere (its
+    /// visibility, its permissions), here and on the other instances.
+    pub async fn forget(&self, name: &RepositoryName) {
+        self.changed(name.as_str()).await;
+    }
+
+    /// Applies a change another instance announced.
+    pub fn apply_change(&self, change: &Change) {
+        match change {
+            Change::Repository(name) => self.generations.bump(name),
+            Change::Everything => self.generations.bump_all(),
+            _ => {}
+        }
     }
 
     /// After a repository was deleted: removes the bytes of its ended upload sessions and
@@ -125,7 +138,7 @@ impl Registry {
         for key in upload_keys {
             self.discard_object(key).await;
         }
-        self.changed(name.as_str());
+        self.changed(name.as_str()).await;
     }
 }
 

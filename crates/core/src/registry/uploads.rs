@@ -44,7 +44,7 @@ impl Registry {
     ) -> Result<UploadStatus> {
         let now = now_ms();
         if self.meta.ensure_repository(name, &actor.principal, &super::creation_audit(actor, name)).await? {
-            self.changed(name.as_str());
+            self.changed(name.as_str()).await;
         }
         let object = self.blobs.create().await?;
         let upload = UploadRecord {
@@ -115,7 +115,7 @@ impl Registry {
             // The digest was already stored: this upload's copy is redundant.
             self.discard_object(&upload.storage_key).await;
         }
-        self.changed(name.as_str());
+        self.changed(name.as_str()).await;
         Ok(stored)
     }
 

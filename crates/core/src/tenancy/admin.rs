@@ -163,7 +163,7 @@ impl Tenancy {
         self.user(actor, name).await?;
         let hash = credentials::hash_password(password).await?;
         self.store.set_password(name, &hash, &audit(actor, "change_password", Some(name), None, None)).await?;
-        self.credentials_changed();
+        self.credentials_changed().await;
         Ok(())
     }
 
@@ -174,7 +174,7 @@ impl Tenancy {
         }
         let entry = audit(actor, "set_superuser", Some(name), None, Some(json!({ "superuser": superuser })));
         self.store.set_superuser(name, superuser, &entry).await?;
-        self.credentials_changed();
+        self.credentials_changed().await;
         Ok(())
     }
 
@@ -184,7 +184,7 @@ impl Tenancy {
             return Err(Error::InvalidInput("a superuser cannot delete their own account".into()));
         }
         self.store.delete_user(name, &audit(actor, "delete_user", Some(name), None, None)).await?;
-        self.credentials_changed();
+        self.credentials_changed().await;
         Ok(())
     }
 
@@ -206,7 +206,7 @@ impl Tenancy {
         let me = self.require_user(actor)?.to_owned();
         let entry = audit(actor, "delete_api_token", Some(&me), None, Some(json!({ "name": label })));
         self.store.delete_api_token(&me, label, &entry).await?;
-        self.credentials_changed();
+        self.credentials_changed().await;
         Ok(())
     }
 
@@ -218,7 +218,7 @@ impl Tenancy {
         names::check_namespace(name)?;
         let entry = audit(actor, "create_organization", Some(name), None, None);
         let org = self.store.create_organization(name, &me, &entry).await?;
-        self.access_changed();
+        self.access_changed().await;
         Ok(org)
     }
 
@@ -239,7 +239,7 @@ impl Tenancy {
     pub async fn delete_organization(&self, actor: &Actor, name: &str) -> Result<()> {
         self.require_organization_admin(actor, name, "delete this organization").await?;
         self.store.delete_organization(name, &audit(actor, "delete_organization", Some(name), None, None)).await?;
-        self.credentials_changed();
+        self.credentials_changed().await;
         Ok(())
     }
 
@@ -255,7 +255,7 @@ impl Tenancy {
         names::check_team(team)?;
         let entry = audit(actor, "put_team", Some(org), None, Some(json!({ "team": team, "role": role.as_str() })));
         let record = self.store.put_team(org, team, role, description, &entry).await?;
-        self.access_changed();
+        self.access_changed().await;
         Ok(record)
     }
 
@@ -269,7 +269,7 @@ impl Tenancy {
         self.require_organization_admin(actor, org, "manage teams").await?;
         let entry = audit(actor, "delete_team", Some(org), None, Some(json!({ "team": team })));
         self.store.delete_team(org, team, &entry).await?;
-        self.access_changed();
+        self.access_changed().await;
         Ok(())
     }
 
@@ -278,7 +278,7 @@ impl Tenancy {
         let entry =
             audit(actor, "add_team_member", Some(org), None, Some(json!({ "team": team, "member": member.name() })));
         self.store.add_team_member(org, team, member, &entry).await?;
-        self.access_changed();
+        self.access_changed().await;
         Ok(())
     }
 
@@ -287,7 +287,7 @@ impl Tenancy {
         let entry =
             audit(actor, "remove_team_member", Some(org), None, Some(json!({ "team": team, "member": member.name() })));
         self.store.remove_team_member(org, team, member, &entry).await?;
-        self.access_changed();
+        self.access_changed().await;
         Ok(())
     }
 
@@ -367,7 +367,7 @@ impl Tenancy {
         let (token, hash) = credentials::new_token(ROBOT_TOKEN_PREFIX)?;
         let entry = audit(actor, "regenerate_robot_token", Some(owner), None, Some(json!({ "robot": full_name })));
         self.store.set_robot_token(full_name, &hash, &entry).await?;
-        self.credentials_changed();
+        self.credentials_changed().await;
         let robot = self
             .store
             .robot(full_name)
@@ -381,7 +381,7 @@ impl Tenancy {
         self.require_namespace_admin(actor, owner, "manage robots here").await?;
         let entry = audit(actor, "delete_robot", Some(owner), None, Some(json!({ "robot": full_name })));
         self.store.delete_robot(full_name, &entry).await?;
-        self.credentials_changed();
+        self.credentials_changed().await;
         Ok(())
     }
 
@@ -405,7 +405,7 @@ impl Tenancy {
             Some(json!({ "visibility": visibility.as_str() })),
         );
         let record = self.store.create_repository(&name, visibility, &actor.principal, &entry).await?;
-        self.access_changed();
+        self.access_changed().await;
         Ok(record)
     }
 
@@ -440,8 +440,8 @@ impl Tenancy {
             Some(json!({ "visibility": visibility.as_str() })),
         );
         self.store.set_visibility(&name, visibility, &entry).await?;
-        self.access_changed();
-        registry.forget(&name);
+        self.access_changed().await;
+        registry.forget(&name).await;
         Ok(())
     }
 
@@ -451,7 +451,7 @@ impl Tenancy {
         self.require_repository(actor, &name, |a| a.admin, "delete this repository").await?;
         let entry = audit(actor, "delete_repository", Some(name.namespace()), Some(name.as_str()), None);
         let upload_keys = self.store.delete_repository(&name, &entry).await?;
-        self.access_changed();
+        self.access_changed().await;
         registry.repository_deleted(&name, &upload_keys).await;
         Ok(())
     }
@@ -474,7 +474,7 @@ impl Tenancy {
             Some(json!({ "kind": grantee.kind.as_str(), "name": grantee.name, "role": role.as_str() })),
         );
         self.store.set_permission(&name, grantee, role, &entry).await?;
-        self.access_changed();
+        self.access_changed().await;
         Ok(())
     }
 
@@ -489,7 +489,7 @@ impl Tenancy {
             Some(json!({ "kind": grantee.kind.as_str(), "name": grantee.name })),
         );
         self.store.remove_permission(&name, grantee, &entry).await?;
-        self.access_changed();
+        self.access_changed().await;
         Ok(())
     }
 

@@ -20,7 +20,8 @@ use credentials::Throttle;
 use records::AuditEntry;
 
 use crate::access::{AccessFacts, Actor, Principal, RepoAccess};
-use crate::ports::MetaStore;
+use crate::changes;
+use crate::ports::{Change, MetaStore};
 use crate::time::now_ms;
 use crate::{Error, Result};
 
@@ -96,15 +97,31 @@ impl Tenancy {
         self.store.access_facts(principal, &name).await
     }
 
-    /// Forgets cached decisions after a change to permissions, teams or repositories.
-    fn access_changed(&self) {
+    /// Forgets cached decisions after a change to permissions, teams or repositories, here
+    /// and on the other instances.
+    async fn access_changed(&self) {
         self.access.invalidate_all();
+        changes::announce(&*self.store, Change::Access).await;
     }
 
-    /// Forgets verified credentials after a password, token or account change.
-    fn credentials_changed(&self) {
+    /// Forgets verified credentials after a password, token or account change, here and on
+    /// the other instances.
+    async fn credentials_changed(&self) {
         self.verified.invalidate_all();
         self.access.invalidate_all();
+        changes::announce(&*self.store, Change::Credentials).await;
+    }
+
+    /// Applies a change another instance announced.
+    pub fn apply_change(&self, change: &Change) {
+        match change {
+            Change::Access => self.access.invalidate_all(),
+            Change::Credentials | Change::Everything => {
+                self.verified.invalidate_all();
+                self.access.invalidate_all();
+            }
+            _ => {}
+        }
     }
 
     /// Verifies a username and password (or robot token, or personal API token), throttling

@@ -112,7 +112,7 @@ pub async fn delete_user(
     Params(name): Params<String>,
 ) -> ApiResult<Response> {
     state.tenancy.delete_user(&actor, &name).await?;
-    state.apps.forget_namespace(&name);
+    state.apps.forget_namespace(&name).await;
     Ok(no_content())
 }
 

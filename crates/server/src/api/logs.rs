@@ -39,6 +39,6 @@ pub async fn rotate_signing_key(Caller(actor): Caller, State(state): State<super
         }
         _ => return Err(ApiError(Error::Denied("only superusers rotate signing keys".into()))),
     }
-    let id = state.auth.keys.rotate(state.auth.config.token_lifetime).map_err(Error::backend)?;
+    let id = state.auth.keys.rotate(state.auth.config.token_lifetime).await.map_err(Error::backend)?;
     Ok(reply(StatusCode::OK, json!({ "key_id": id })))
 }

@@ -71,7 +71,7 @@ pub async fn remove(
     Params(org): Params<String>,
 ) -> ApiResult<Response> {
     state.tenancy.delete_organization(&actor, &org).await?;
-    state.apps.forget_namespace(&org);
+    state.apps.forget_namespace(&org).await;
     Ok(no_content())
 }
 

@@ -61,9 +61,13 @@ pub async fn create(Caller(actor): Caller, State(state): State<super::State>, bo
     let new: NewRepository = json_body(&body)?;
     let visibility: Visibility = new.visibility.parse()?;
     let created = state.tenancy.create_repository(&actor, &new.name, visibility).await?;
-    state.registry.forget(
-        &berth_oci::RepositoryName::parse(&created.name).map_err(|e| berth_core::Error::InvalidInput(e.to_string()))?,
-    );
+    state
+        .registry
+        .forget(
+            &berth_oci::RepositoryName::parse(&created.name)
+                .map_err(|e| berth_core::Error::InvalidInput(e.to_string()))?,
+        )
+        .await;
     Ok(reply(StatusCode::CREATED, Repository::from(created)))
 }
 
@@ -82,7 +86,7 @@ pub async fn remove(
 ) -> ApiResult<Response> {
     let name = full_name(&ns, &repo);
     state.tenancy.delete_repository(&actor, &name, &state.registry).await?;
-    state.apps.forget(&name);
+    state.apps.forget(&name).await;
     Ok(no_content())
 }
 
@@ -95,7 +99,7 @@ pub async fn set_visibility(
     let VisibilitySpec { visibility } = json_body(&body)?;
     let name = full_name(&ns, &repo);
     state.tenancy.set_visibility(&actor, &name, visibility.parse()?, &state.registry).await?;
-    state.apps.forget(&name);
+    state.apps.forget(&name).await;
     Ok(no_content())
 }
 

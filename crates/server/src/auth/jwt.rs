@@ -78,7 +78,7 @@ pub fn sign(keys: &KeyRing, claims: &Claims) -> Result<String, TokenError> {
 }
 
 /// Verifies signature, issuer, audience and validity window; returns the claims.
-pub fn verify(keys: &KeyRing, token: &str, audience: &str, now: i64) -> Result<Claims, TokenError> {
+pub async fn verify(keys: &KeyRing, token: &str, audience: &str, now: i64) -> Result<Claims, TokenError> {
     let mut parts = token.split('.');
     let (Some(header), Some(payload), Some(signature), None) = (parts.next(), parts.next(), parts.next(), parts.next())
     else {
@@ -89,7 +89,7 @@ pub fn verify(keys: &KeyRing, token: &str, audience: &str, now: i64) -> Result<C
     if header.alg != "EdDSA" {
         return Err(TokenError::Algorithm);
     }
-    let key = keys.verifying(&header.kid).ok_or(TokenError::UnknownKey)?;
+    let key = keys.verifying(&header.kid).await.ok_or(TokenError::UnknownKey)?;
     let signature: [u8; 64] = decode(signature)?.try_into().map_err(|_| TokenError::Signature)?;
     let signing_input = &token[..token.len() - token.rsplit('.').next().map_or(0, str::len) - 1];
     key.verify_strict(signing_input.as_bytes(), &Signature::from_bytes(&signature))
@@ -118,6 +118,7 @@ fn base64_json(value: &impl Serialize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::keys::tests::ring_in;
 
     fn claims(now: i64) -> Claims {
         Claims {
@@ -142,16 +143,16 @@ mod tests {
         )
     }
 
-    #[test]
-    fn round_trip_and_refusals() {
+    #[tokio::test]
+    async fn round_trip_and_refusals() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let keys = KeyRing::open(dir.path()).expect("keys");
+        let (keys, _) = ring_in(dir.path()).await;
         let now = 1_800_000_000;
         let token = sign(&keys, &claims(now)).expect("sign");
-        assert_eq!(verify(&keys, &token, "berth", now), Ok(claims(now)));
-        assert_eq!(verify(&keys, &token, "other", now), Err(TokenError::Audience));
-        assert_eq!(verify(&keys, &token, "berth", now + 400), Err(TokenError::Expired));
-        assert_eq!(verify(&keys, &token, "berth", now - 400), Err(TokenError::Expired));
+        assert_eq!(verify(&keys, &token, "berth", now).await, Ok(claims(now)));
+        assert_eq!(verify(&keys, &token, "other", now).await, Err(TokenError::Audience));
+        assert_eq!(verify(&keys, &token, "berth", now + 400).await, Err(TokenError::Expired));
+        assert_eq!(verify(&keys, &token, "berth", now - 400).await, Err(TokenError::Expired));
         // Tampered payload: the signature no longer matches.
         let mut tampered = claims(now);
         tampered.access[0].actions.push("push".into());
@@ -162,28 +163,29 @@ mod tests {
             URL_SAFE_NO_PAD.encode(serde_json::to_vec(&tampered).expect("json")),
             parts[2]
         );
-        assert_eq!(verify(&keys, &forged, "berth", now), Err(TokenError::Signature));
+        assert_eq!(verify(&keys, &forged, "berth", now).await, Err(TokenError::Signature));
         // alg none, HMAC, unknown key, garbage.
         let kid = keys.active().expect("key").0;
         assert_eq!(
-            verify(&keys, &forge(&format!(r#"{{"alg":"none","kid":"{kid}"}}"#), &claims(now), b""), "berth", now),
+            verify(&keys, &forge(&format!(r#"{{"alg":"none","kid":"{kid}"}}"#), &claims(now), b""), "berth", now).await,
             Err(TokenError::Algorithm)
         );
         assert_eq!(
-            verify(&keys, &forge(&format!(r#"{{"alg":"HS256","kid":"{kid}"}}"#), &claims(now), b"x"), "berth", now),
+            verify(&keys, &forge(&format!(r#"{{"alg":"HS256","kid":"{kid}"}}"#), &claims(now), b"x"), "berth", now)
+                .await,
             Err(TokenError::Algorithm)
         );
         assert_eq!(
-            verify(&keys, &forge(r#"{"alg":"EdDSA","kid":"nope"}"#, &claims(now), &[0; 64]), "berth", now),
+            verify(&keys, &forge(r#"{"alg":"EdDSA","kid":"nope"}"#, &claims(now), &[0; 64]), "berth", now).await,
             Err(TokenError::UnknownKey)
         );
         // Signed by a key this registry does not have.
         let other_dir = tempfile::tempdir().expect("tempdir");
-        let other = KeyRing::open(other_dir.path()).expect("keys");
+        let (other, _) = ring_in(other_dir.path()).await;
         let foreign = sign(&other, &claims(now)).expect("sign");
-        assert!(matches!(verify(&keys, &foreign, "berth", now), Err(TokenError::UnknownKey)));
+        assert!(matches!(verify(&keys, &foreign, "berth", now).await, Err(TokenError::UnknownKey)));
         for garbage in ["", "a.b", "a.b.c.d", "!!!.???.***"] {
-            assert!(verify(&keys, garbage, "berth", now).is_err(), "{garbage}");
+            assert!(verify(&keys, garbage, "berth", now).await.is_err(), "{garbage}");
         }
     }
 }

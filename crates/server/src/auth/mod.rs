@@ -122,7 +122,7 @@ pub async fn caller(
             Err(e @ (Error::Unavailable { .. } | Error::Backend(_))) => Err(Rejection::Failed(e)),
             Err(e) => Err(Rejection::BadCredentials(e.to_string())),
         },
-        Credentials::Bearer(token) => token_caller(state, &token),
+        Credentials::Bearer(token) => token_caller(state, &token).await,
     }
 }
 
@@ -137,7 +137,7 @@ impl Default for VerifiedTokens {
 }
 
 /// The caller a registry token stands for, if it verifies.
-fn token_caller(state: &AppState, token: &str) -> std::result::Result<Caller, Rejection> {
+async fn token_caller(state: &AppState, token: &str) -> std::result::Result<Caller, Rejection> {
     let now = now_secs();
     let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
     let claims = match state.auth.verified.0.get(&key) {
@@ -145,6 +145,7 @@ fn token_caller(state: &AppState, token: &str) -> std::result::Result<Caller, Re
         Some(claims) if now >= claims.nbf - 30 && now < claims.exp + 30 => claims,
         _ => {
             let claims = jwt::verify(&state.auth.keys, token, &state.auth.config.service, now)
+                .await
                 .map_err(|e| Rejection::BadToken(e.to_string()))?;
             let claims = Arc::new(claims);
             state.auth.verified.0.insert(key, claims.clone());
@@ -294,7 +295,7 @@ pub async fn api_principal(state: &AppState, headers: &HeaderMap, client_ip: Opt
         Credentials::Bearer(token) if token.starts_with(API_TOKEN_PREFIX) => {
             state.tenancy.authenticate_api_token(&token).await
         }
-        Credentials::Bearer(token) => match token_caller(state, &token) {
+        Credentials::Bearer(token) => match token_caller(state, &token).await {
             Ok(caller) => Ok(caller.principal().clone()),
             Err(_) => Err(Error::Unauthorized("invalid or expired token".into())),
         },

@@ -9,16 +9,27 @@ use std::path::PathBuf;
 
 use berth::app::Running;
 use berth::config::Config;
+use berth_meta::TestDatabase;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
-/// A Berth running inside the test's runtime on a fresh data directory.
+/// A Berth running inside the test's runtime on a fresh data directory, with its metadata in
+/// SQLite there, or in a fresh PostgreSQL database when the suite runs on PostgreSQL (see
+/// [`on_postgres`]).
 pub struct TestRegistry {
     pub base: String,
     pub client: reqwest::Client,
     pub dir: tempfile::TempDir,
     running: Option<Running>,
+    /// Dropped after the server stops.
+    database: Option<TestDatabase>,
+}
+
+/// Whether registries run on PostgreSQL: the suite is built twice from one source, as `it`
+/// (SQLite) and `it-postgres`, so `cargo nextest run` runs every test on both backends.
+pub fn on_postgres() -> bool {
+    env!("CARGO_CRATE_NAME") == "it_postgres"
 }
 
 impl TestRegistry {
@@ -34,10 +45,20 @@ impl TestRegistry {
             data_dir: dir.path().join("data"),
             ..Config::default()
         };
+        // Without a PostgreSQL server (outside CI, where it must be there) this says so and
+        // the test runs on SQLite.
+        let database = if on_postgres() { TestDatabase::create().await } else { None };
+        config.database.url = database.as_ref().map(|db| db.url.clone());
         adjust(&mut config);
         berth::admin::create_user(&config, ADMIN.0, ADMIN.1.into(), true).await.expect("bootstrap the superuser");
         let running = berth::app::start(&config).await.expect("berth starts");
-        TestRegistry { base: format!("http://{}", running.addr), client: client(), dir, running: Some(running) }
+        TestRegistry {
+            base: format!("http://{}", running.addr),
+            client: client(),
+            dir,
+            running: Some(running),
+            database,
+        }
     }
 
     pub fn host(&self) -> &str {
@@ -46,6 +67,20 @@ impl TestRegistry {
 
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
+    }
+
+    /// Whether this registry's metadata is on PostgreSQL.
+    pub fn is_on_postgres(&self) -> bool {
+        self.database.is_some()
+    }
+
+    /// The registry's metadata database, opened beside the server (as another instance would).
+    pub async fn open_meta(&self) -> std::sync::Arc<dyn berth_core::ports::MetaStore> {
+        let url = match &self.database {
+            Some(db) => berth_meta::DatabaseUrl::Postgres(db.url.clone()),
+            None => berth_meta::DatabaseUrl::Sqlite(self.data_dir().join("meta.db")),
+        };
+        berth_meta::open(&url, &berth_meta::DatabaseLimits::default()).await.expect("open the database")
     }
 
     pub fn req(&self, method: Method, path: &str) -> RequestBuilder {
@@ -60,6 +95,7 @@ impl TestRegistry {
         if let Some(running) = self.running.take() {
             running.stop().await.expect("berth stops cleanly");
         }
+        drop(self.database.take());
     }
 
     /// Pushes a blob in one request; returns its digest.

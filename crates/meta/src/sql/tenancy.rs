@@ -12,10 +12,11 @@ use berth_core::tenancy::records::{
 use berth_core::tenancy::store::TenancyStore;
 use berth_core::{Error, Result};
 use berth_oci::RepositoryName;
-use sqlx::{AssertSqlSafe, QueryBuilder, Sqlite};
+use sqlx::{AssertSqlSafe, QueryBuilder};
 
-use super::SqliteMetaStore;
+use super::Db;
 use super::lease::{Tx, Within};
+use super::registry::SqlMetaStore;
 use super::shared::{READABLE, ensure_repository, insert_audit, principal_ids};
 
 pub(super) fn parse<T: std::str::FromStr<Err = Error>>(value: &str) -> Result<T> {
@@ -139,7 +140,7 @@ fn grantee_select(id: &str, table: &str) -> String {
 }
 
 async fn namespace_id(tx: &mut Tx<'_>, name: &str, kind: Option<NamespaceKind>) -> Result<i64> {
-    let found: Option<(i64, String)> = sqlx::query_as("SELECT id, kind FROM namespaces WHERE name = ?")
+    let found: Option<(i64, String)> = sqlx::query_as("SELECT id, kind FROM namespaces WHERE name = $1")
         .bind(name)
         .fetch_optional(&mut *tx.conn)
         .within(tx.limit)
@@ -152,7 +153,7 @@ async fn namespace_id(tx: &mut Tx<'_>, name: &str, kind: Option<NamespaceKind>) 
 }
 
 async fn user_id(tx: &mut Tx<'_>, name: &str) -> Result<i64> {
-    sqlx::query_scalar("SELECT u.id FROM users u JOIN namespaces n ON n.id = u.namespace_id WHERE n.name = ?")
+    sqlx::query_scalar("SELECT u.id FROM users u JOIN namespaces n ON n.id = u.namespace_id WHERE n.name = $1")
         .bind(name)
         .fetch_optional(&mut *tx.conn)
         .within(tx.limit)
@@ -164,7 +165,7 @@ async fn robot_id(tx: &mut Tx<'_>, full_name: &str) -> Result<i64> {
     let (owner, name) =
         full_name.split_once('+').ok_or_else(|| not_found(format!("robot {full_name} does not exist")))?;
     sqlx::query_scalar(
-        "SELECT r.id FROM robots r JOIN namespaces n ON n.id = r.owner_id WHERE n.name = ? AND r.name = ?",
+        "SELECT r.id FROM robots r JOIN namespaces n ON n.id = r.owner_id WHERE n.name = $1 AND r.name = $2",
     )
     .bind(owner)
     .bind(name)
@@ -175,7 +176,7 @@ async fn robot_id(tx: &mut Tx<'_>, full_name: &str) -> Result<i64> {
 }
 
 async fn team_id(tx: &mut Tx<'_>, organization_id: i64, team: &str) -> Result<i64> {
-    sqlx::query_scalar("SELECT id FROM teams WHERE organization_id = ? AND name = ?")
+    sqlx::query_scalar("SELECT id FROM teams WHERE organization_id = $1 AND name = $2")
         .bind(organization_id)
         .bind(team)
         .fetch_optional(&mut *tx.conn)
@@ -203,7 +204,7 @@ async fn grantee_column(
 /// The repository's id and its namespace id if that namespace is an organization.
 async fn repository_ids(tx: &mut Tx<'_>, name: &RepositoryName) -> Result<(i64, Option<i64>)> {
     let row: Option<(i64, Option<i64>, Option<String>)> = sqlx::query_as(
-        "SELECT r.id, r.namespace_id, n.kind FROM repositories r LEFT JOIN namespaces n ON n.id = r.namespace_id WHERE r.name = ?",
+        "SELECT r.id, r.namespace_id, n.kind FROM repositories r LEFT JOIN namespaces n ON n.id = r.namespace_id WHERE r.name = $1",
     )
     .bind(name.as_str())
     .fetch_optional(&mut *tx.conn)
@@ -215,7 +216,7 @@ async fn repository_ids(tx: &mut Tx<'_>, name: &RepositoryName) -> Result<(i64, 
 
 async fn team_record(tx: &mut Tx<'_>, team_id: i64) -> Result<TeamRecord> {
     let (name, role, description, members): (String, String, String, i64) = sqlx::query_as(
-        "SELECT name, role, description, (SELECT COUNT(*) FROM team_members WHERE team_id = teams.id) FROM teams WHERE id = ?",
+        "SELECT name, role, description, (SELECT COUNT(*) FROM team_members WHERE team_id = teams.id) FROM teams WHERE id = $1",
     )
     .bind(team_id)
     .fetch_one(&mut *tx.conn)
@@ -225,22 +226,22 @@ async fn team_record(tx: &mut Tx<'_>, team_id: i64) -> Result<TeamRecord> {
 }
 
 #[async_trait]
-impl TenancyStore for SqliteMetaStore {
+impl TenancyStore for SqlMetaStore {
     async fn access_facts(&self, principal: &Principal, name: &RepositoryName) -> Result<AccessFacts> {
         let (user, robot) = principal_ids(principal);
         let row: (Option<String>, Option<bool>, Option<i64>, Option<i64>, Option<String>, Option<i64>) = sqlx::query_as(
             "SELECT n.kind, \
-                (n.kind = 'user' AND EXISTS (SELECT 1 FROM users ou WHERE ou.namespace_id = n.id AND ou.id = ?1)), \
-                (SELECT MAX(CASE t.role WHEN 'admin' THEN 3 WHEN 'creator' THEN 2 ELSE 1 END) FROM teams t \
+                (n.kind = 'user' AND EXISTS (SELECT 1 FROM users ou WHERE ou.namespace_id = n.id AND ou.id = $1)), \
+                (SELECT CAST(MAX(CASE t.role WHEN 'admin' THEN 3 WHEN 'creator' THEN 2 ELSE 1 END) AS BIGINT) FROM teams t \
                     JOIN team_members tm ON tm.team_id = t.id \
-                    WHERE t.organization_id = n.id AND (tm.user_id = ?1 OR tm.robot_id = ?2)), \
+                    WHERE t.organization_id = n.id AND (tm.user_id = $1 OR tm.robot_id = $2)), \
                 r.id, r.visibility, \
-                (SELECT MAX(CASE p.role WHEN 'admin' THEN 3 WHEN 'write' THEN 2 ELSE 1 END) FROM permissions p \
-                    WHERE p.repository_id = r.id AND (p.user_id = ?1 OR p.robot_id = ?2 \
-                    OR p.team_id IN (SELECT tm.team_id FROM team_members tm WHERE tm.user_id = ?1 OR tm.robot_id = ?2))) \
-             FROM (SELECT 1) \
-             LEFT JOIN namespaces n ON n.name = ?3 \
-             LEFT JOIN repositories r ON r.name = ?4",
+                (SELECT CAST(MAX(CASE p.role WHEN 'admin' THEN 3 WHEN 'write' THEN 2 ELSE 1 END) AS BIGINT) FROM permissions p \
+                    WHERE p.repository_id = r.id AND (p.user_id = $1 OR p.robot_id = $2 \
+                    OR p.team_id IN (SELECT tm.team_id FROM team_members tm WHERE tm.user_id = $1 OR tm.robot_id = $2))) \
+             FROM (SELECT 1) AS one \
+             LEFT JOIN namespaces n ON n.name = $3 \
+             LEFT JOIN repositories r ON r.name = $4",
         )
         .bind(user)
         .bind(robot)
@@ -276,7 +277,7 @@ impl TenancyStore for SqliteMetaStore {
     ) -> Result<Vec<String>> {
         let (user, robot) = principal_ids(principal);
         let sql =
-            format!("SELECT r.name FROM repositories r WHERE r.name > ?4 AND {READABLE} ORDER BY r.name LIMIT ?5");
+            format!("SELECT r.name FROM repositories r WHERE r.name > $4 AND {READABLE} ORDER BY r.name LIMIT $5");
         sqlx::query_scalar(AssertSqlSafe(sql))
             .bind(user)
             .bind(robot)
@@ -290,7 +291,7 @@ impl TenancyStore for SqliteMetaStore {
 
     async fn namespace(&self, name: &str) -> Result<Option<NamespaceRecord>> {
         let row: Option<(String, String, i64)> =
-            sqlx::query_as("SELECT name, kind, created_at FROM namespaces WHERE name = ?")
+            sqlx::query_as("SELECT name, kind, created_at FROM namespaces WHERE name = $1")
                 .bind(name)
                 .fetch_optional(&mut *self.reader.lease().await?)
                 .within(self.reader.limit)
@@ -309,14 +310,14 @@ impl TenancyStore for SqliteMetaStore {
         let mut lease = self.writer.lease().await?;
         let mut tx = lease.begin().await?;
         let namespace_id: i64 =
-            sqlx::query_scalar("INSERT INTO namespaces (name, kind, created_at) VALUES (?, 'user', ?) RETURNING id")
+            sqlx::query_scalar("INSERT INTO namespaces (name, kind, created_at) VALUES ($1, 'user', $2) RETURNING id")
                 .bind(name)
                 .bind(audit.time)
                 .fetch_one(&mut *tx.conn)
                 .within_or(tx.limit, conflict(|| format!("the name {name} is taken")))
                 .await?;
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO users (namespace_id, password_hash, superuser, email, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
+            "INSERT INTO users (namespace_id, password_hash, superuser, email, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
         )
         .bind(namespace_id)
         .bind(password_hash)
@@ -340,7 +341,7 @@ impl TenancyStore for SqliteMetaStore {
 
     async fn user(&self, name: &str) -> Result<Option<UserRecord>> {
         let sql =
-            format!("SELECT {USER_COLUMNS} FROM users u JOIN namespaces n ON n.id = u.namespace_id WHERE n.name = ?");
+            format!("SELECT {USER_COLUMNS} FROM users u JOIN namespaces n ON n.id = u.namespace_id WHERE n.name = $1");
         let row: Option<UserRow> = sqlx::query_as(AssertSqlSafe(sql))
             .bind(name)
             .fetch_optional(&mut *self.reader.lease().await?)
@@ -351,7 +352,7 @@ impl TenancyStore for SqliteMetaStore {
 
     async fn user_by_id(&self, id: i64) -> Result<Option<UserRecord>> {
         let sql =
-            format!("SELECT {USER_COLUMNS} FROM users u JOIN namespaces n ON n.id = u.namespace_id WHERE u.id = ?");
+            format!("SELECT {USER_COLUMNS} FROM users u JOIN namespaces n ON n.id = u.namespace_id WHERE u.id = $1");
         let row: Option<UserRow> = sqlx::query_as(AssertSqlSafe(sql))
             .bind(id)
             .fetch_optional(&mut *self.reader.lease().await?)
@@ -362,7 +363,7 @@ impl TenancyStore for SqliteMetaStore {
 
     async fn list_users(&self, last: Option<&str>, limit: u32) -> Result<Vec<UserRecord>> {
         let sql = format!(
-            "SELECT {USER_COLUMNS} FROM users u JOIN namespaces n ON n.id = u.namespace_id WHERE n.name > ? ORDER BY n.name LIMIT ?"
+            "SELECT {USER_COLUMNS} FROM users u JOIN namespaces n ON n.id = u.namespace_id WHERE n.name > $1 ORDER BY n.name LIMIT $2"
         );
         let rows: Vec<UserRow> = sqlx::query_as(AssertSqlSafe(sql))
             .bind(last.unwrap_or(""))
@@ -384,7 +385,7 @@ impl TenancyStore for SqliteMetaStore {
     async fn set_password(&self, name: &str, password_hash: &str, audit: &AuditEntry) -> Result<()> {
         self.update_user(
             name,
-            "UPDATE users SET password_hash = ? WHERE id = ?",
+            "UPDATE users SET password_hash = $1 WHERE id = $2",
             |q| q.bind(password_hash.to_owned()),
             audit,
         )
@@ -392,13 +393,13 @@ impl TenancyStore for SqliteMetaStore {
     }
 
     async fn set_superuser(&self, name: &str, superuser: bool, audit: &AuditEntry) -> Result<()> {
-        self.update_user(name, "UPDATE users SET superuser = ? WHERE id = ?", |q| q.bind(superuser), audit).await
+        self.update_user(name, "UPDATE users SET superuser = $1 WHERE id = $2", |q| q.bind(superuser), audit).await
     }
 
     async fn delete_user(&self, name: &str, audit: &AuditEntry) -> Result<()> {
         let mut lease = self.writer.lease().await?;
         let mut tx = lease.begin().await?;
-        let done = sqlx::query("DELETE FROM namespaces WHERE name = ? AND kind = 'user'")
+        let done = sqlx::query("DELETE FROM namespaces WHERE name = $1 AND kind = 'user'")
             .bind(name)
             .execute(&mut *tx.conn)
             .within(tx.limit)
@@ -421,7 +422,7 @@ impl TenancyStore for SqliteMetaStore {
         let mut tx = lease.begin().await?;
         let user_id = user_id(&mut tx, user).await?;
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO api_tokens (user_id, name, token_hash, created_at) VALUES (?, ?, ?, ?) RETURNING id",
+            "INSERT INTO api_tokens (user_id, name, token_hash, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
         )
         .bind(user_id)
         .bind(name)
@@ -438,7 +439,7 @@ impl TenancyStore for SqliteMetaStore {
     async fn api_tokens(&self, user: &str) -> Result<Vec<ApiTokenRecord>> {
         let rows: Vec<(i64, String, i64)> = sqlx::query_as(
             "SELECT t.id, t.name, t.created_at FROM api_tokens t JOIN users u ON u.id = t.user_id \
-             JOIN namespaces n ON n.id = u.namespace_id WHERE n.name = ? ORDER BY t.name",
+             JOIN namespaces n ON n.id = u.namespace_id WHERE n.name = $1 ORDER BY t.name",
         )
         .bind(user)
         .fetch_all(&mut *self.reader.lease().await?)
@@ -451,7 +452,7 @@ impl TenancyStore for SqliteMetaStore {
         let mut lease = self.writer.lease().await?;
         let mut tx = lease.begin().await?;
         let user_id = user_id(&mut tx, user).await?;
-        let done = sqlx::query("DELETE FROM api_tokens WHERE user_id = ? AND name = ?")
+        let done = sqlx::query("DELETE FROM api_tokens WHERE user_id = $1 AND name = $2")
             .bind(user_id)
             .bind(name)
             .execute(&mut *tx.conn)
@@ -467,7 +468,7 @@ impl TenancyStore for SqliteMetaStore {
     async fn user_by_api_token(&self, token_hash: &[u8]) -> Result<Option<UserRecord>> {
         let sql = format!(
             "SELECT {USER_COLUMNS} FROM api_tokens t JOIN users u ON u.id = t.user_id JOIN namespaces n ON n.id = u.namespace_id \
-             WHERE t.token_hash = ?"
+             WHERE t.token_hash = $1"
         );
         let row: Option<UserRow> = sqlx::query_as(AssertSqlSafe(sql))
             .bind(token_hash)
@@ -481,7 +482,7 @@ impl TenancyStore for SqliteMetaStore {
         let mut lease = self.writer.lease().await?;
         let mut tx = lease.begin().await?;
         let org_id: i64 = sqlx::query_scalar(
-            "INSERT INTO namespaces (name, kind, created_at) VALUES (?, 'organization', ?) RETURNING id",
+            "INSERT INTO namespaces (name, kind, created_at) VALUES ($1, 'organization', $2) RETURNING id",
         )
         .bind(name)
         .bind(audit.time)
@@ -489,7 +490,7 @@ impl TenancyStore for SqliteMetaStore {
         .within_or(tx.limit, conflict(|| format!("the name {name} is taken")))
         .await?;
         let team: i64 = sqlx::query_scalar(
-            "INSERT INTO teams (organization_id, name, role, description, created_at) VALUES (?, 'owners', 'admin', 'Administrators of the organization', ?) RETURNING id",
+            "INSERT INTO teams (organization_id, name, role, description, created_at) VALUES ($1, 'owners', 'admin', 'Administrators of the organization', $2) RETURNING id",
         )
         .bind(org_id)
         .bind(audit.time)
@@ -498,7 +499,7 @@ impl TenancyStore for SqliteMetaStore {
         .await?;
         if !creator.is_empty() {
             let user = user_id(&mut tx, creator).await?;
-            sqlx::query("INSERT INTO team_members (team_id, user_id) VALUES (?, ?)")
+            sqlx::query("INSERT INTO team_members (team_id, user_id) VALUES ($1, $2)")
                 .bind(team)
                 .bind(user)
                 .execute(&mut *tx.conn)
@@ -512,7 +513,7 @@ impl TenancyStore for SqliteMetaStore {
 
     async fn list_organizations(&self, last: Option<&str>, limit: u32) -> Result<Vec<NamespaceRecord>> {
         let rows: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT name, created_at FROM namespaces WHERE kind = 'organization' AND name > ? ORDER BY name LIMIT ?",
+            "SELECT name, created_at FROM namespaces WHERE kind = 'organization' AND name > $1 ORDER BY name LIMIT $2",
         )
         .bind(last.unwrap_or(""))
         .bind(i64::from(limit))
@@ -528,7 +529,7 @@ impl TenancyStore for SqliteMetaStore {
     async fn delete_organization(&self, name: &str, audit: &AuditEntry) -> Result<()> {
         let mut lease = self.writer.lease().await?;
         let mut tx = lease.begin().await?;
-        let done = sqlx::query("DELETE FROM namespaces WHERE name = ? AND kind = 'organization'")
+        let done = sqlx::query("DELETE FROM namespaces WHERE name = $1 AND kind = 'organization'")
             .bind(name)
             .execute(&mut *tx.conn)
             .within(tx.limit)
@@ -552,7 +553,7 @@ impl TenancyStore for SqliteMetaStore {
         let mut tx = lease.begin().await?;
         let org_id = namespace_id(&mut tx, org, Some(NamespaceKind::Organization)).await?;
         let current: Option<(i64, String)> =
-            sqlx::query_as("SELECT id, role FROM teams WHERE organization_id = ? AND name = ?")
+            sqlx::query_as("SELECT id, role FROM teams WHERE organization_id = $1 AND name = $2")
                 .bind(org_id)
                 .bind(team)
                 .fetch_optional(&mut *tx.conn)
@@ -565,7 +566,7 @@ impl TenancyStore for SqliteMetaStore {
             last_admin_team_guard(&mut tx, org_id).await?;
         }
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO teams (organization_id, name, role, description, created_at) VALUES (?, ?, ?, ?, ?) \
+            "INSERT INTO teams (organization_id, name, role, description, created_at) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (organization_id, name) DO UPDATE SET role = excluded.role, description = excluded.description RETURNING id",
         )
         .bind(org_id)
@@ -585,7 +586,7 @@ impl TenancyStore for SqliteMetaStore {
     async fn teams(&self, org: &str) -> Result<Vec<TeamRecord>> {
         let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
             "SELECT t.name, t.role, t.description, (SELECT COUNT(*) FROM team_members WHERE team_id = t.id) \
-             FROM teams t JOIN namespaces n ON n.id = t.organization_id WHERE n.name = ? ORDER BY t.name",
+             FROM teams t JOIN namespaces n ON n.id = t.organization_id WHERE n.name = $1 ORDER BY t.name",
         )
         .bind(org)
         .fetch_all(&mut *self.reader.lease().await?)
@@ -608,7 +609,7 @@ impl TenancyStore for SqliteMetaStore {
         let mut tx = lease.begin().await?;
         let org_id = namespace_id(&mut tx, org, Some(NamespaceKind::Organization)).await?;
         let id = team_id(&mut tx, org_id, team).await?;
-        let role: String = sqlx::query_scalar("SELECT role FROM teams WHERE id = ?")
+        let role: String = sqlx::query_scalar("SELECT role FROM teams WHERE id = $1")
             .bind(id)
             .fetch_one(&mut *tx.conn)
             .within(tx.limit)
@@ -616,7 +617,7 @@ impl TenancyStore for SqliteMetaStore {
         if role == "admin" {
             last_admin_team_guard(&mut tx, org_id).await?;
         }
-        sqlx::query("DELETE FROM teams WHERE id = ?").bind(id).execute(&mut *tx.conn).within(tx.limit).await?;
+        sqlx::query("DELETE FROM teams WHERE id = $1").bind(id).execute(&mut *tx.conn).within(tx.limit).await?;
         insert_audit(&mut tx, audit).await?;
         tx.commit().await
     }
@@ -629,7 +630,7 @@ impl TenancyStore for SqliteMetaStore {
         match member {
             Member::User(name) => {
                 let user = user_id(&mut tx, name).await?;
-                sqlx::query("INSERT INTO team_members (team_id, user_id) VALUES (?, ?) ON CONFLICT DO NOTHING")
+                sqlx::query("INSERT INTO team_members (team_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
                     .bind(team_id)
                     .bind(user)
                     .execute(&mut *tx.conn)
@@ -641,7 +642,7 @@ impl TenancyStore for SqliteMetaStore {
                     return Err(Error::InvalidInput(format!("robot {full_name} does not belong to {org}")));
                 }
                 let robot = robot_id(&mut tx, full_name).await?;
-                sqlx::query("INSERT INTO team_members (team_id, robot_id) VALUES (?, ?) ON CONFLICT DO NOTHING")
+                sqlx::query("INSERT INTO team_members (team_id, robot_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
                     .bind(team_id)
                     .bind(robot)
                     .execute(&mut *tx.conn)
@@ -662,12 +663,12 @@ impl TenancyStore for SqliteMetaStore {
             Member::User(name) => ("user_id", user_id(&mut tx, name).await?),
             Member::Robot(name) => ("robot_id", robot_id(&mut tx, name).await?),
         };
-        let role: String = sqlx::query_scalar("SELECT role FROM teams WHERE id = ?")
+        let role: String = sqlx::query_scalar("SELECT role FROM teams WHERE id = $1")
             .bind(team_id)
             .fetch_one(&mut *tx.conn)
             .within(tx.limit)
             .await?;
-        let sql = format!("DELETE FROM team_members WHERE team_id = ? AND {column} = ?");
+        let sql = format!("DELETE FROM team_members WHERE team_id = $1 AND {column} = $2");
         let done =
             sqlx::query(AssertSqlSafe(sql)).bind(team_id).bind(id).execute(&mut *tx.conn).within(tx.limit).await?;
         if done.rows_affected() == 0 {
@@ -676,7 +677,7 @@ impl TenancyStore for SqliteMetaStore {
         if role == "admin" {
             let admins: i64 = sqlx::query_scalar(
                 "SELECT COUNT(*) FROM team_members tm JOIN teams t ON t.id = tm.team_id \
-                 WHERE t.organization_id = ? AND t.role = 'admin' AND tm.user_id IS NOT NULL",
+                 WHERE t.organization_id = $1 AND t.role = 'admin' AND tm.user_id IS NOT NULL",
             )
             .bind(org_id)
             .fetch_one(&mut *tx.conn)
@@ -700,7 +701,7 @@ impl TenancyStore for SqliteMetaStore {
              FROM team_members tm \
              LEFT JOIN users u ON u.id = tm.user_id LEFT JOIN namespaces un ON un.id = u.namespace_id \
              LEFT JOIN robots r ON r.id = tm.robot_id LEFT JOIN namespaces rn ON rn.id = r.owner_id \
-             WHERE tm.team_id = ?",
+             WHERE tm.team_id = $1",
         )
         .bind(team_id)
         .fetch_all(&mut *tx.conn)
@@ -725,7 +726,7 @@ impl TenancyStore for SqliteMetaStore {
         let mut tx = lease.begin().await?;
         let owner_id = namespace_id(&mut tx, owner, None).await?;
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO robots (owner_id, name, token_hash, description, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
+            "INSERT INTO robots (owner_id, name, token_hash, description, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
         )
         .bind(owner_id)
         .bind(name)
@@ -749,7 +750,7 @@ impl TenancyStore for SqliteMetaStore {
     async fn robots(&self, owner: &str) -> Result<Vec<RobotRecord>> {
         let rows: Vec<RobotRow> = sqlx::query_as(
             "SELECT r.id, n.name AS owner, r.name, r.token_hash, r.description, r.created_at FROM robots r \
-             JOIN namespaces n ON n.id = r.owner_id WHERE n.name = ? ORDER BY r.name",
+             JOIN namespaces n ON n.id = r.owner_id WHERE n.name = $1 ORDER BY r.name",
         )
         .bind(owner)
         .fetch_all(&mut *self.reader.lease().await?)
@@ -762,7 +763,7 @@ impl TenancyStore for SqliteMetaStore {
         let Some((owner, name)) = full_name.split_once('+') else { return Ok(None) };
         let row: Option<RobotRow> = sqlx::query_as(
             "SELECT r.id, n.name AS owner, r.name, r.token_hash, r.description, r.created_at FROM robots r \
-             JOIN namespaces n ON n.id = r.owner_id WHERE n.name = ? AND r.name = ?",
+             JOIN namespaces n ON n.id = r.owner_id WHERE n.name = $1 AND r.name = $2",
         )
         .bind(owner)
         .bind(name)
@@ -776,7 +777,7 @@ impl TenancyStore for SqliteMetaStore {
         let mut lease = self.writer.lease().await?;
         let mut tx = lease.begin().await?;
         let id = robot_id(&mut tx, full_name).await?;
-        sqlx::query("UPDATE robots SET token_hash = ? WHERE id = ?")
+        sqlx::query("UPDATE robots SET token_hash = $1 WHERE id = $2")
             .bind(token_hash)
             .bind(id)
             .execute(&mut *tx.conn)
@@ -790,7 +791,7 @@ impl TenancyStore for SqliteMetaStore {
         let mut lease = self.writer.lease().await?;
         let mut tx = lease.begin().await?;
         let id = robot_id(&mut tx, full_name).await?;
-        sqlx::query("DELETE FROM robots WHERE id = ?").bind(id).execute(&mut *tx.conn).within(tx.limit).await?;
+        sqlx::query("DELETE FROM robots WHERE id = $1").bind(id).execute(&mut *tx.conn).within(tx.limit).await?;
         insert_audit(&mut tx, audit).await?;
         tx.commit().await
     }
@@ -808,13 +809,13 @@ impl TenancyStore for SqliteMetaStore {
         if !created {
             return Err(Error::Conflict(format!("repository {name} exists")));
         }
-        sqlx::query("UPDATE repositories SET visibility = ? WHERE id = ?")
+        sqlx::query("UPDATE repositories SET visibility = $1 WHERE id = $2")
             .bind(visibility.as_str())
             .bind(id)
             .execute(&mut *tx.conn)
             .within(tx.limit)
             .await?;
-        let sql = format!("SELECT {REPOSITORY_COLUMNS} WHERE r.id = ?");
+        let sql = format!("SELECT {REPOSITORY_COLUMNS} WHERE r.id = $1");
         let row: RepositoryRow =
             sqlx::query_as(AssertSqlSafe(sql)).bind(id).fetch_one(&mut *tx.conn).within(tx.limit).await?;
         tx.commit().await?;
@@ -822,7 +823,7 @@ impl TenancyStore for SqliteMetaStore {
     }
 
     async fn repository(&self, name: &RepositoryName) -> Result<Option<RepositoryRecord>> {
-        let sql = format!("SELECT {REPOSITORY_COLUMNS} WHERE r.name = ?");
+        let sql = format!("SELECT {REPOSITORY_COLUMNS} WHERE r.name = $1");
         let row: Option<RepositoryRow> = sqlx::query_as(AssertSqlSafe(sql))
             .bind(name.as_str())
             .fetch_optional(&mut *self.reader.lease().await?)
@@ -840,7 +841,7 @@ impl TenancyStore for SqliteMetaStore {
     ) -> Result<Vec<RepositoryRecord>> {
         let (user, robot) = principal_ids(principal);
         let sql = format!(
-            "SELECT {REPOSITORY_COLUMNS} WHERE r.name > ?4 AND (?5 IS NULL OR n.name = ?5) AND {READABLE} ORDER BY r.name LIMIT ?6"
+            "SELECT {REPOSITORY_COLUMNS} WHERE r.name > $4 AND ($5 IS NULL OR n.name = $5) AND {READABLE} ORDER BY r.name LIMIT $6"
         );
         let rows: Vec<RepositoryRow> = sqlx::query_as(AssertSqlSafe(sql))
             .bind(user)
@@ -858,7 +859,7 @@ impl TenancyStore for SqliteMetaStore {
     async fn set_visibility(&self, name: &RepositoryName, visibility: Visibility, audit: &AuditEntry) -> Result<()> {
         let mut lease = self.writer.lease().await?;
         let mut tx = lease.begin().await?;
-        let done = sqlx::query("UPDATE repositories SET visibility = ? WHERE name = ?")
+        let done = sqlx::query("UPDATE repositories SET visibility = $1 WHERE name = $2")
             .bind(visibility.as_str())
             .bind(name.as_str())
             .execute(&mut *tx.conn)
@@ -875,12 +876,12 @@ impl TenancyStore for SqliteMetaStore {
         let mut lease = self.writer.lease().await?;
         let mut tx = lease.begin().await?;
         let (id, _) = repository_ids(&mut tx, name).await?;
-        let keys: Vec<String> = sqlx::query_scalar("SELECT storage_key FROM uploads WHERE repository_id = ?")
+        let keys: Vec<String> = sqlx::query_scalar("SELECT storage_key FROM uploads WHERE repository_id = $1")
             .bind(id)
             .fetch_all(&mut *tx.conn)
             .within(tx.limit)
             .await?;
-        sqlx::query("DELETE FROM repositories WHERE id = ?").bind(id).execute(&mut *tx.conn).within(tx.limit).await?;
+        sqlx::query("DELETE FROM repositories WHERE id = $1").bind(id).execute(&mut *tx.conn).within(tx.limit).await?;
         insert_audit(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(keys)
@@ -888,8 +889,8 @@ impl TenancyStore for SqliteMetaStore {
 
     async fn permissions(&self, name: &RepositoryName) -> Result<Vec<PermissionRecord>> {
         let sql = format!(
-            "{} JOIN repositories r ON r.id = g.repository_id WHERE r.name = ? ORDER BY user_name, team_name, robot_name",
-            grantee_select("0", "permissions")
+            "{} JOIN repositories r ON r.id = g.repository_id WHERE r.name = $1 ORDER BY user_name, team_name, robot_name",
+            grantee_select("CAST(0 AS BIGINT)", "permissions")
         );
         let rows: Vec<GrantRow> = sqlx::query_as(AssertSqlSafe(sql))
             .bind(name.as_str())
@@ -911,7 +912,7 @@ impl TenancyStore for SqliteMetaStore {
         let (repository_id, organization_id) = repository_ids(&mut tx, name).await?;
         let (column, id) = grantee_column(&mut tx, grantee, organization_id).await?;
         let sql = format!(
-            "INSERT INTO permissions (repository_id, {column}, role) VALUES (?, ?, ?) \
+            "INSERT INTO permissions (repository_id, {column}, role) VALUES ($1, $2, $3) \
              ON CONFLICT (repository_id, {column}) WHERE {column} IS NOT NULL DO UPDATE SET role = excluded.role"
         );
         sqlx::query(AssertSqlSafe(sql))
@@ -930,7 +931,7 @@ impl TenancyStore for SqliteMetaStore {
         let mut tx = lease.begin().await?;
         let (repository_id, organization_id) = repository_ids(&mut tx, name).await?;
         let (column, id) = grantee_column(&mut tx, grantee, organization_id).await?;
-        let sql = format!("DELETE FROM permissions WHERE repository_id = ? AND {column} = ?");
+        let sql = format!("DELETE FROM permissions WHERE repository_id = $1 AND {column} = $2");
         let done = sqlx::query(AssertSqlSafe(sql))
             .bind(repository_id)
             .bind(id)
@@ -946,7 +947,7 @@ impl TenancyStore for SqliteMetaStore {
 
     async fn default_permissions(&self, org: &str) -> Result<Vec<DefaultPermissionRecord>> {
         let sql = format!(
-            "{} JOIN namespaces o ON o.id = g.organization_id WHERE o.name = ? ORDER BY g.id",
+            "{} JOIN namespaces o ON o.id = g.organization_id WHERE o.name = $1 ORDER BY g.id",
             grantee_select("g.id", "default_permissions")
         );
         let rows: Vec<GrantRow> = sqlx::query_as(AssertSqlSafe(sql))
@@ -970,8 +971,9 @@ impl TenancyStore for SqliteMetaStore {
         let mut tx = lease.begin().await?;
         let org_id = namespace_id(&mut tx, org, Some(NamespaceKind::Organization)).await?;
         let (column, principal_id) = grantee_column(&mut tx, grantee, Some(org_id)).await?;
-        let sql =
-            format!("INSERT INTO default_permissions (organization_id, {column}, role) VALUES (?, ?, ?) RETURNING id");
+        let sql = format!(
+            "INSERT INTO default_permissions (organization_id, {column}, role) VALUES ($1, $2, $3) RETURNING id"
+        );
         let id: i64 = sqlx::query_scalar(AssertSqlSafe(sql))
             .bind(org_id)
             .bind(principal_id)
@@ -991,7 +993,7 @@ impl TenancyStore for SqliteMetaStore {
         let mut lease = self.writer.lease().await?;
         let mut tx = lease.begin().await?;
         let org_id = namespace_id(&mut tx, org, Some(NamespaceKind::Organization)).await?;
-        let done = sqlx::query("DELETE FROM default_permissions WHERE id = ? AND organization_id = ?")
+        let done = sqlx::query("DELETE FROM default_permissions WHERE id = $1 AND organization_id = $2")
             .bind(id)
             .bind(org_id)
             .execute(&mut *tx.conn)
@@ -1014,7 +1016,7 @@ impl TenancyStore for SqliteMetaStore {
         let rows: Vec<(i64, String, String, i64, Option<i64>)> = sqlx::query_as(
             "SELECT t.id, t.name, m.digest, t.lifetime_start, t.lifetime_end FROM tags t \
              JOIN manifests m ON m.id = t.manifest_id JOIN repositories r ON r.id = t.repository_id \
-             WHERE r.name = ? AND (? OR t.lifetime_end IS NULL) AND t.id < ? ORDER BY t.id DESC LIMIT ?",
+             WHERE r.name = $1 AND ($2 OR t.lifetime_end IS NULL) AND t.id < $3 ORDER BY t.id DESC LIMIT $4",
         )
         .bind(name.as_str())
         .bind(history)
@@ -1036,7 +1038,7 @@ impl TenancyStore for SqliteMetaStore {
     }
 
     async fn audit_log(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>> {
-        let mut q = QueryBuilder::<Sqlite>::new(
+        let mut q = QueryBuilder::<Db>::new(
             "SELECT id, time, actor_kind, actor, action, namespace, repository, client_ip, details FROM audit_log WHERE id < ",
         );
         q.push_bind(filter.before.unwrap_or(i64::MAX));
@@ -1103,7 +1105,7 @@ impl AuditRow {
 
 /// Refuses to drop an organization's only admin team.
 async fn last_admin_team_guard(tx: &mut Tx<'_>, org_id: i64) -> Result<()> {
-    let admins: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM teams WHERE organization_id = ? AND role = 'admin'")
+    let admins: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM teams WHERE organization_id = $1 AND role = 'admin'")
         .bind(org_id)
         .fetch_one(&mut *tx.conn)
         .within(tx.limit)
@@ -1114,14 +1116,14 @@ async fn last_admin_team_guard(tx: &mut Tx<'_>, org_id: i64) -> Result<()> {
     Ok(())
 }
 
-impl SqliteMetaStore {
+impl SqlMetaStore {
     async fn update_user(
         &self,
         name: &str,
         sql: &'static str,
         bind: impl for<'q> FnOnce(
-            sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments>,
-        ) -> sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments>,
+            sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments>,
+        ) -> sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments>,
         audit: &AuditEntry,
     ) -> Result<()> {
         let mut lease = self.writer.lease().await?;

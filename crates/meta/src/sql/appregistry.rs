@@ -15,10 +15,10 @@ use berth_oci::RepositoryName;
 use sqlx::AssertSqlSafe;
 
 use super::lease::{Tx, Within};
-use super::rows::BlobRow;
+use super::registry::SqlMetaStore;
 use super::shared::{READABLE, ensure_repository, insert_audit, principal_ids, wrong_kind};
 use super::tenancy::parse;
-use super::{SqliteMetaStore, size_to_db};
+use crate::rows::BlobRow;
 
 fn blob_record(digest: String, size: i64, storage_key: String) -> Result<BlobRecord> {
     BlobRow::new(digest, size, storage_key).into_record()
@@ -27,7 +27,7 @@ fn blob_record(digest: String, size: i64, storage_key: String) -> Result<BlobRec
 /// The id of an application repository; `None` when there is none, `WrongKind` for an image
 /// repository.
 async fn package_id(tx: &mut Tx<'_>, name: &RepositoryName) -> Result<Option<i64>> {
-    let row: Option<(i64, String)> = sqlx::query_as("SELECT id, kind FROM repositories WHERE name = ?")
+    let row: Option<(i64, String)> = sqlx::query_as("SELECT id, kind FROM repositories WHERE name = $1")
         .bind(name.as_str())
         .fetch_optional(&mut *tx.conn)
         .within(tx.limit)
@@ -41,8 +41,8 @@ async fn package_id(tx: &mut Tx<'_>, name: &RepositoryName) -> Result<Option<i64
 
 /// Whether the package has the release, in any media type.
 async fn has_release(tx: &mut Tx<'_>, repository_id: i64, release: &str) -> Result<bool> {
-    let found: Option<i64> =
-        sqlx::query_scalar("SELECT 1 FROM app_releases WHERE repository_id = ? AND release = ? LIMIT 1")
+    let found: Option<i32> =
+        sqlx::query_scalar("SELECT 1 FROM app_releases WHERE repository_id = $1 AND release = $2 LIMIT 1")
             .bind(repository_id)
             .bind(release)
             .fetch_optional(&mut *tx.conn)
@@ -54,7 +54,7 @@ async fn has_release(tx: &mut Tx<'_>, repository_id: i64, release: &str) -> Resu
 /// A channel's releases, newest first.
 async fn channel_releases(tx: &mut Tx<'_>, repository_id: i64, channel: &str) -> Result<Vec<String>> {
     let mut releases: Vec<String> =
-        sqlx::query_scalar("SELECT release FROM app_channel_releases WHERE repository_id = ? AND channel = ?")
+        sqlx::query_scalar("SELECT release FROM app_channel_releases WHERE repository_id = $1 AND channel = $2")
             .bind(repository_id)
             .bind(channel)
             .fetch_all(&mut *tx.conn)
@@ -69,12 +69,12 @@ async fn channel_releases(tx: &mut Tx<'_>, repository_id: i64, channel: &str) ->
 async fn settle_channel(tx: &mut Tx<'_>, repository_id: i64, channel: &str, lost: Option<&str>) -> Result<()> {
     let remaining = channel_releases(tx, repository_id, channel).await?;
     let statement = match remaining.first() {
-        None => sqlx::query("DELETE FROM app_channels WHERE repository_id = ? AND name = ?")
+        None => sqlx::query("DELETE FROM app_channels WHERE repository_id = $1 AND name = $2")
             .bind(repository_id)
             .bind(channel),
         Some(highest) => sqlx::query(
-            "UPDATE app_channels SET current = ?1 WHERE repository_id = ?2 AND name = ?3 \
-             AND (?4 IS NULL OR current = ?4)",
+            "UPDATE app_channels SET current = $1 WHERE repository_id = $2 AND name = $3 \
+             AND ($4 IS NULL OR current = $4)",
         )
         .bind(highest.clone())
         .bind(repository_id)
@@ -88,12 +88,12 @@ async fn settle_channel(tx: &mut Tx<'_>, repository_id: i64, channel: &str, lost
 type ReleaseRow = (String, String, String, Option<String>, i64, String, i64, String);
 
 #[async_trait]
-impl AppRegistryStore for SqliteMetaStore {
+impl AppRegistryStore for SqlMetaStore {
     async fn app_package(&self, name: &RepositoryName) -> Result<Option<AppPackage>> {
         let mut lease = self.reader.lease().await?;
         let mut tx = lease.begin().await?;
         let row: Option<(i64, String, String, i64)> =
-            sqlx::query_as("SELECT id, kind, visibility, created_at FROM repositories WHERE name = ?")
+            sqlx::query_as("SELECT id, kind, visibility, created_at FROM repositories WHERE name = $1")
                 .bind(name.as_str())
                 .fetch_optional(&mut *tx.conn)
                 .within(tx.limit)
@@ -114,7 +114,7 @@ impl AppRegistryStore for SqliteMetaStore {
         let rows: Vec<ReleaseRow> = sqlx::query_as(
             "SELECT ar.release, ar.media_type, ar.digest, ar.metadata, ar.created_at, b.digest, b.size, b.storage_key \
              FROM app_releases ar JOIN app_blobs ab ON ab.digest = ar.digest JOIN blobs b ON b.digest = ab.blob_digest \
-             WHERE ar.repository_id = ?",
+             WHERE ar.repository_id = $1",
         )
         .bind(id)
         .fetch_all(&mut *tx.conn)
@@ -122,7 +122,7 @@ impl AppRegistryStore for SqliteMetaStore {
         .await?;
         let channels: Vec<(String, String, Option<String>)> = sqlx::query_as(
             "SELECT c.name, c.current, cr.release FROM app_channels c LEFT JOIN app_channel_releases cr \
-             ON cr.repository_id = c.repository_id AND cr.channel = c.name WHERE c.repository_id = ? ORDER BY c.name",
+             ON cr.repository_id = c.repository_id AND cr.channel = c.name WHERE c.repository_id = $1 ORDER BY c.name",
         )
         .bind(id)
         .fetch_all(&mut *tx.conn)
@@ -166,7 +166,7 @@ impl AppRegistryStore for SqliteMetaStore {
         let rows: Vec<(String, String, i64, String, String, i64)> = sqlx::query_as(
             "SELECT r.name, r.visibility, r.created_at, ar.release, ar.media_type, ar.created_at \
              FROM repositories r JOIN app_releases ar ON ar.repository_id = r.id \
-             WHERE r.kind = 'application' AND (?1 IS NULL OR r.namespace_id = (SELECT id FROM namespaces WHERE name = ?1)) \
+             WHERE r.kind = 'application' AND ($1 IS NULL OR r.namespace_id = (SELECT id FROM namespaces WHERE name = $1)) \
              ORDER BY r.name",
         )
         .bind(namespace)
@@ -193,7 +193,7 @@ impl AppRegistryStore for SqliteMetaStore {
         let (user, robot) = principal_ids(principal);
         let sql = format!(
             "SELECT r.name FROM repositories r WHERE r.kind = 'application' AND r.visibility = 'private' \
-             AND (?4 IS NULL OR r.namespace_id = (SELECT id FROM namespaces WHERE name = ?4)) AND {READABLE}"
+             AND ($4 IS NULL OR r.namespace_id = (SELECT id FROM namespaces WHERE name = $4)) AND {READABLE}"
         );
         let names: Vec<String> = sqlx::query_scalar(AssertSqlSafe(sql))
             .bind(user)
@@ -207,7 +207,7 @@ impl AppRegistryStore for SqliteMetaStore {
     }
 
     async fn repository_kind(&self, name: &RepositoryName) -> Result<Option<RepositoryKind>> {
-        let kind: Option<String> = sqlx::query_scalar("SELECT kind FROM repositories WHERE name = ?")
+        let kind: Option<String> = sqlx::query_scalar("SELECT kind FROM repositories WHERE name = $1")
             .bind(name.as_str())
             .fetch_optional(&mut *self.reader.lease().await?)
             .within(self.reader.limit)
@@ -222,21 +222,22 @@ impl AppRegistryStore for SqliteMetaStore {
             ensure_repository(&mut tx, &push.name, RepositoryKind::Application, &push.creator, &push.creation_audit)
                 .await?;
         if created {
-            sqlx::query("UPDATE repositories SET visibility = ? WHERE id = ?")
+            sqlx::query("UPDATE repositories SET visibility = $1 WHERE id = $2")
                 .bind(push.visibility.as_str())
                 .bind(id)
                 .execute(&mut *tx.conn)
                 .within(tx.limit)
                 .await?;
         }
-        let existing: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM app_releases WHERE repository_id = ? AND release = ? AND media_type = ?")
-                .bind(id)
-                .bind(&push.release)
-                .bind(&push.media_type)
-                .fetch_optional(&mut *tx.conn)
-                .within(tx.limit)
-                .await?;
+        let existing: Option<i32> = sqlx::query_scalar(
+            "SELECT 1 FROM app_releases WHERE repository_id = $1 AND release = $2 AND media_type = $3",
+        )
+        .bind(id)
+        .bind(&push.release)
+        .bind(&push.media_type)
+        .fetch_optional(&mut *tx.conn)
+        .within(tx.limit)
+        .await?;
         if existing.is_some() && !push.force {
             return Err(exists(&push.name, &push.release, &push.media_type));
         }
@@ -244,7 +245,7 @@ impl AppRegistryStore for SqliteMetaStore {
         // (a re-packed, byte-identical tar) reuse them.
         let stored: Option<(String, i64, String)> = sqlx::query_as(
             "SELECT b.digest, b.size, b.storage_key FROM app_blobs ab JOIN blobs b ON b.digest = ab.blob_digest \
-             WHERE ab.digest = ?",
+             WHERE ab.digest = $1",
         )
         .bind(&push.digest)
         .fetch_optional(&mut *tx.conn)
@@ -254,23 +255,23 @@ impl AppRegistryStore for SqliteMetaStore {
             Some((digest, size, key)) => blob_record(digest, size, key)?,
             None => {
                 sqlx::query(
-                    "INSERT INTO blobs (digest, size, storage_key, created_at) VALUES (?, ?, ?, ?) \
+                    "INSERT INTO blobs (digest, size, storage_key, created_at) VALUES ($1, $2, $3, $4) \
                      ON CONFLICT (digest) DO NOTHING",
                 )
                 .bind(push.blob.digest.as_str())
-                .bind(size_to_db(push.blob.size)?)
+                .bind(crate::size_to_db(push.blob.size)?)
                 .bind(&push.blob.storage_key)
                 .bind(push.now)
                 .execute(&mut *tx.conn)
                 .within(tx.limit)
                 .await?;
                 let (digest, size, key): (String, i64, String) =
-                    sqlx::query_as("SELECT digest, size, storage_key FROM blobs WHERE digest = ?")
+                    sqlx::query_as("SELECT digest, size, storage_key FROM blobs WHERE digest = $1")
                         .bind(push.blob.digest.as_str())
                         .fetch_one(&mut *tx.conn)
                         .within(tx.limit)
                         .await?;
-                sqlx::query("INSERT INTO app_blobs (digest, blob_digest, created_at) VALUES (?, ?, ?)")
+                sqlx::query("INSERT INTO app_blobs (digest, blob_digest, created_at) VALUES ($1, $2, $3)")
                     .bind(&push.digest)
                     .bind(&digest)
                     .bind(push.now)
@@ -282,7 +283,7 @@ impl AppRegistryStore for SqliteMetaStore {
         };
         sqlx::query(
             "INSERT INTO app_releases (repository_id, release, media_type, digest, metadata, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (repository_id, release, media_type) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (repository_id, release, media_type) \
              DO UPDATE SET digest = excluded.digest, metadata = excluded.metadata, created_at = excluded.created_at",
         )
         .bind(id)
@@ -310,7 +311,7 @@ impl AppRegistryStore for SqliteMetaStore {
         let mut tx = lease.begin().await?;
         let Some(id) = package_id(&mut tx, name).await? else { return Ok(false) };
         let deleted =
-            sqlx::query("DELETE FROM app_releases WHERE repository_id = ? AND release = ? AND media_type = ?")
+            sqlx::query("DELETE FROM app_releases WHERE repository_id = $1 AND release = $2 AND media_type = $3")
                 .bind(id)
                 .bind(release)
                 .bind(media_type)
@@ -323,7 +324,7 @@ impl AppRegistryStore for SqliteMetaStore {
         if !has_release(&mut tx, id, release).await? {
             // The release is gone: it leaves every channel that held it.
             let channels: Vec<String> = sqlx::query_scalar(
-                "DELETE FROM app_channel_releases WHERE repository_id = ? AND release = ? RETURNING channel",
+                "DELETE FROM app_channel_releases WHERE repository_id = $1 AND release = $2 RETURNING channel",
             )
             .bind(id)
             .bind(release)
@@ -356,7 +357,7 @@ impl AppRegistryStore for SqliteMetaStore {
             return Err(Error::ReleaseNotFound(format!("package {name} has no release {release}")));
         }
         sqlx::query(
-            "INSERT INTO app_channels (repository_id, name, current) VALUES (?, ?, ?) \
+            "INSERT INTO app_channels (repository_id, name, current) VALUES ($1, $2, $3) \
              ON CONFLICT (repository_id, name) DO UPDATE SET current = excluded.current",
         )
         .bind(id)
@@ -366,7 +367,7 @@ impl AppRegistryStore for SqliteMetaStore {
         .within(tx.limit)
         .await?;
         sqlx::query(
-            "INSERT INTO app_channel_releases (repository_id, channel, release) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+            "INSERT INTO app_channel_releases (repository_id, channel, release) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
         )
         .bind(id)
         .bind(channel)
@@ -390,16 +391,17 @@ impl AppRegistryStore for SqliteMetaStore {
         let mut lease = self.writer.lease().await?;
         let mut tx = lease.begin().await?;
         let Some(id) = package_id(&mut tx, name).await? else { return Ok(None) };
-        let known: Option<i64> = sqlx::query_scalar("SELECT 1 FROM app_channels WHERE repository_id = ? AND name = ?")
-            .bind(id)
-            .bind(channel)
-            .fetch_optional(&mut *tx.conn)
-            .within(tx.limit)
-            .await?;
+        let known: Option<i32> =
+            sqlx::query_scalar("SELECT 1 FROM app_channels WHERE repository_id = $1 AND name = $2")
+                .bind(id)
+                .bind(channel)
+                .fetch_optional(&mut *tx.conn)
+                .within(tx.limit)
+                .await?;
         if known.is_none() {
             return Ok(None);
         }
-        sqlx::query("DELETE FROM app_channel_releases WHERE repository_id = ? AND channel = ? AND release = ?")
+        sqlx::query("DELETE FROM app_channel_releases WHERE repository_id = $1 AND channel = $2 AND release = $3")
             .bind(id)
             .bind(channel)
             .bind(release)
@@ -416,7 +418,7 @@ impl AppRegistryStore for SqliteMetaStore {
         let mut lease = self.writer.lease().await?;
         let mut tx = lease.begin().await?;
         let Some(id) = package_id(&mut tx, name).await? else { return Ok(false) };
-        let deleted = sqlx::query("DELETE FROM app_channels WHERE repository_id = ? AND name = ?")
+        let deleted = sqlx::query("DELETE FROM app_channels WHERE repository_id = $1 AND name = $2")
             .bind(id)
             .bind(channel)
             .execute(&mut *tx.conn)

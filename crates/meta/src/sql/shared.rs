@@ -11,7 +11,7 @@ use super::lease::{Tx, Within};
 pub async fn insert_audit(tx: &mut Tx<'_>, e: &AuditEntry) -> Result<()> {
     sqlx::query(
         "INSERT INTO audit_log (time, actor_kind, actor, action, namespace, repository, client_ip, details) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(e.time)
     .bind(&e.actor_kind)
@@ -42,7 +42,7 @@ pub async fn ensure_repository(
     creator: &Principal,
     audit: &AuditEntry,
 ) -> Result<(i64, bool)> {
-    let existing: Option<(i64, String)> = sqlx::query_as("SELECT id, kind FROM repositories WHERE name = ?")
+    let existing: Option<(i64, String)> = sqlx::query_as("SELECT id, kind FROM repositories WHERE name = $1")
         .bind(name.as_str())
         .fetch_optional(&mut *tx.conn)
         .within(tx.limit)
@@ -53,7 +53,7 @@ pub async fn ensure_repository(
         }
         return Ok((id, false));
     }
-    let namespace: Option<(i64, String)> = sqlx::query_as("SELECT id, kind FROM namespaces WHERE name = ?")
+    let namespace: Option<(i64, String)> = sqlx::query_as("SELECT id, kind FROM namespaces WHERE name = $1")
         .bind(name.namespace())
         .fetch_optional(&mut *tx.conn)
         .within(tx.limit)
@@ -62,7 +62,7 @@ pub async fn ensure_repository(
         Some(ns) => ns,
         None if creator.is_superuser() => {
             let id = sqlx::query_scalar(
-                "INSERT INTO namespaces (name, kind, created_at) VALUES (?, 'organization', ?) RETURNING id",
+                "INSERT INTO namespaces (name, kind, created_at) VALUES ($1, 'organization', $2) RETURNING id",
             )
             .bind(name.namespace())
             .bind(audit.time)
@@ -74,7 +74,7 @@ pub async fn ensure_repository(
         None => return Err(Error::Denied(format!("namespace {} does not exist", name.namespace()))),
     };
     let id: i64 = sqlx::query_scalar(
-        "INSERT INTO repositories (name, namespace_id, kind, created_at) VALUES (?, ?, ?, ?) RETURNING id",
+        "INSERT INTO repositories (name, namespace_id, kind, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
     )
     .bind(name.as_str())
     .bind(namespace_id)
@@ -84,7 +84,7 @@ pub async fn ensure_repository(
     .within(tx.limit)
     .await?;
     // The creator keeps access to what they created (a user owning the namespace needs no row).
-    let owns_namespace: Option<i64> = sqlx::query_scalar("SELECT 1 FROM users WHERE namespace_id = ? AND id = ?")
+    let owns_namespace: Option<i32> = sqlx::query_scalar("SELECT 1 FROM users WHERE namespace_id = $1 AND id = $2")
         .bind(namespace_id)
         .bind(creator.user_id())
         .fetch_optional(&mut *tx.conn)
@@ -97,16 +97,16 @@ pub async fn ensure_repository(
     };
     if let Some((column, principal_id, role)) = grant {
         let sql = if column == "user_id" {
-            "INSERT INTO permissions (repository_id, user_id, role) VALUES (?, ?, ?)"
+            "INSERT INTO permissions (repository_id, user_id, role) VALUES ($1, $2, $3)"
         } else {
-            "INSERT INTO permissions (repository_id, robot_id, role) VALUES (?, ?, ?)"
+            "INSERT INTO permissions (repository_id, robot_id, role) VALUES ($1, $2, $3)"
         };
         sqlx::query(sql).bind(id).bind(principal_id).bind(role).execute(&mut *tx.conn).within(tx.limit).await?;
     }
     if namespace_kind == "organization" {
         sqlx::query(
             "INSERT INTO permissions (repository_id, user_id, team_id, robot_id, role) \
-             SELECT ?, user_id, team_id, robot_id, role FROM default_permissions WHERE organization_id = ? \
+             SELECT $1, user_id, team_id, robot_id, role FROM default_permissions WHERE organization_id = $2 \
              ON CONFLICT DO NOTHING",
         )
         .bind(id)
@@ -128,11 +128,11 @@ pub fn wrong_kind(name: &RepositoryName, existing_kind: &str) -> Error {
     }
 }
 
-/// SQL condition: repository `r` is readable by the principal bound as `?1` (user id), `?2`
-/// (robot id) and `?3` (1 for a superuser).
-pub const READABLE: &str = "(?3 = 1 OR r.visibility = 'public' \
-    OR EXISTS (SELECT 1 FROM permissions p WHERE p.repository_id = r.id AND (p.user_id = ?1 OR p.robot_id = ?2 \
-        OR p.team_id IN (SELECT tm.team_id FROM team_members tm WHERE tm.user_id = ?1 OR tm.robot_id = ?2))) \
-    OR EXISTS (SELECT 1 FROM users ou WHERE ou.namespace_id = r.namespace_id AND ou.id = ?1) \
+/// SQL condition: repository `r` is readable by the principal bound as `$1` (user id), `$2`
+/// (robot id) and `$3` (whether a superuser asks).
+pub const READABLE: &str = "($3 OR r.visibility = 'public' \
+    OR EXISTS (SELECT 1 FROM permissions p WHERE p.repository_id = r.id AND (p.user_id = $1 OR p.robot_id = $2 \
+        OR p.team_id IN (SELECT tm.team_id FROM team_members tm WHERE tm.user_id = $1 OR tm.robot_id = $2))) \
+    OR EXISTS (SELECT 1 FROM users ou WHERE ou.namespace_id = r.namespace_id AND ou.id = $1) \
     OR EXISTS (SELECT 1 FROM teams t JOIN team_members tm ON tm.team_id = t.id \
-        WHERE t.organization_id = r.namespace_id AND t.role = 'admin' AND (tm.user_id = ?1 OR tm.robot_id = ?2)))";
+        WHERE t.organization_id = r.namespace_id AND t.role = 'admin' AND (tm.user_id = $1 OR tm.robot_id = $2)))";

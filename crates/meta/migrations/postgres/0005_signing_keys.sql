@@ -1,0 +1,7 @@
+-- The token service's Ed25519 signing keys (32-byte seeds), shared by every instance. Ids
+-- sort by age; the newest signs, all verify.
+CREATE TABLE signing_keys (
+    id         TEXT COLLATE "C" PRIMARY KEY,
+    seed       BYTEA NOT NULL,
+    created_at BIGINT NOT NULL
+);

@@ -28,7 +28,7 @@ async fn config_file_environment_and_flags() {
     command.args(["serve", "--config"]).arg(&config);
     let berth = BerthProcess::start(command);
     serves(&berth).await;
-    assert!(from_file.join("meta.db").exists(), "the data directory comes from the file");
+    assert!(from_file.join("berth.lock").exists(), "the data directory comes from the file");
     assert!(berth.terminate().success(), "SIGTERM is a clean shutdown");
 
     // Environment variables override the file.
@@ -41,7 +41,7 @@ async fn config_file_environment_and_flags() {
         .env("BERTH_LISTEN", "127.0.0.1:0");
     let berth = BerthProcess::start(command);
     serves(&berth).await;
-    assert!(from_env.join("meta.db").exists(), "BERTH_DATA_DIR overrides the file");
+    assert!(from_env.join("berth.lock").exists(), "BERTH_DATA_DIR overrides the file");
     berth.terminate();
 
     // Flags override the environment.
@@ -54,7 +54,7 @@ async fn config_file_environment_and_flags() {
         .env("BERTH_LISTEN", "127.0.0.1:0");
     let berth = BerthProcess::start(command);
     serves(&berth).await;
-    assert!(from_flag.join("meta.db").exists(), "--data-dir overrides BERTH_DATA_DIR");
+    assert!(from_flag.join("berth.lock").exists(), "--data-dir overrides BERTH_DATA_DIR");
     berth.terminate();
 }
 

@@ -63,6 +63,8 @@ fn config_file(database_url: &str, s3: &S3TestServer) -> String {
 
 fn spawn_instance(config: &Path, data_dir: &Path) -> BerthProcess {
     let mut command = berth_command();
+    // The database is the one the configuration names, whatever the suite runs on.
+    command.env_remove("BERTH_DATABASE_URL");
     command.args(["serve", "--listen", "127.0.0.1:0", "--config"]).arg(config).arg("--data-dir").arg(data_dir);
     BerthProcess::start(command)
 }
@@ -281,7 +283,9 @@ async fn a_single_machine_registry_moves_onto_postgres_and_s3_whole() {
     std::fs::write(&new_config, config_file(&database.url, &s3)).expect("write config");
     let run = |config: std::path::PathBuf, old_dir: std::path::PathBuf| {
         tokio::task::spawn_blocking(move || {
-            berth_command().arg("migrate-store").arg("--data-dir").arg(old_dir).arg("--to").arg(config).output()
+            let mut command = berth_command();
+            command.env_remove("BERTH_DATABASE_URL");
+            command.arg("migrate-store").arg("--data-dir").arg(old_dir).arg("--to").arg(config).output()
         })
     };
     let moved = run(new_config.clone(), old_dir.clone()).await.expect("join").expect("berth runs");

@@ -31,6 +31,7 @@ impl TestDatabase {
             }
             Err(e) => panic!("PostgreSQL at {server} is needed in CI: {e}"),
         };
+        drop_abandoned(&mut admin).await;
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
         let name = format!("berth_test_{}_{}_{nanos}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
@@ -42,6 +43,24 @@ impl TestDatabase {
             _ => format!("{base}/{name}"),
         };
         Some(TestDatabase { url, server, name })
+    }
+}
+
+/// Drops the test databases of test processes that are gone: a database a process kept for
+/// its whole life (or one whose test crashed) is never dropped by its owner.
+async fn drop_abandoned(admin: &mut PgConnection) {
+    let Ok(names) =
+        sqlx::query_scalar::<_, String>("SELECT datname FROM pg_database WHERE datname LIKE 'berth\\_test\\_%'")
+            .fetch_all(&mut *admin)
+            .await
+    else {
+        return;
+    };
+    for name in names {
+        let owner = name.trim_start_matches("berth_test_").split('_').next().and_then(|pid| pid.parse::<u32>().ok());
+        if owner.is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists()) {
+            let _ = admin.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).await;
+        }
     }
 }
 

@@ -4,7 +4,9 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{OnceLock, mpsc};
+
+use berth_meta::TestDatabase;
 use std::time::Duration;
 
 pub struct BerthProcess {
@@ -97,11 +99,35 @@ pub fn ensure_admin(data_dir: &Path) {
     assert!(output.status.success() || stderr.contains("is taken"), "creating the test superuser failed: {stderr}");
 }
 
-/// The berth binary with logging at `info` and no inherited configuration.
+/// The berth binary with logging at `info` and no inherited configuration; when the suite
+/// runs on PostgreSQL, on this test's database.
 pub fn berth_command() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_berth"));
     command.env("BERTH_LOG", "info").env_remove("BERTH_LISTEN").env_remove("BERTH_DATA_DIR").env_remove("BERTH_CONFIG");
+    match process_database() {
+        Some(url) => command.env("BERTH_DATABASE_URL", url),
+        None => command.env_remove("BERTH_DATABASE_URL"),
+    };
     command
+}
+
+/// One PostgreSQL database for every process a test starts (a test runs in a process of its
+/// own, and its servers restart on the same data), kept until the test process ends; the
+/// next test database created drops it then.
+fn process_database() -> Option<&'static str> {
+    static DATABASE: OnceLock<Option<TestDatabase>> = OnceLock::new();
+    if !super::on_postgres() {
+        return None;
+    }
+    let database = DATABASE.get_or_init(|| {
+        std::thread::spawn(|| {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            runtime.block_on(TestDatabase::create())
+        })
+        .join()
+        .expect("creating the test database")
+    });
+    database.as_ref().map(|db| db.url.as_str())
 }
 
 impl Drop for BerthProcess {

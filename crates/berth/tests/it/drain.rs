@@ -9,7 +9,7 @@ use crate::support::process::{BerthProcess, berth_command, ensure_admin};
 use crate::support::{ADMIN, client_as, content};
 
 #[tokio::test]
-async fn sigterm_turns_readyz_503_then_drains_without_cutting_a_pull() {
+async fn sigterm_turns_readyz_503_then_drains_without_cutting_a_pull_or_a_chunk() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     let config = dir.path().join("berth.toml");
@@ -44,6 +44,25 @@ async fn sigterm_turns_readyz_503_then_drains_without_cutting_a_pull() {
     hasher.update(&first);
     received += first.len();
 
+    // A chunk of a chunked upload, half sent when the signal comes.
+    let layer = content::bytes(4 * 1024 * 1024, 10);
+    let started = admin.post(format!("{}/v2/acme/chunked/blobs/uploads/", berth.base)).send().await.expect("post");
+    assert_eq!(started.status(), StatusCode::ACCEPTED);
+    let location = started.headers()["location"].to_str().expect("location").to_owned();
+    let (chunk_tx, chunk_rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(4);
+    let chunk_body = reqwest::Body::wrap_stream(futures_util::stream::unfold(chunk_rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }));
+    let patch = tokio::spawn(
+        admin
+            .patch(format!("{}{location}", berth.base))
+            .header("content-range", format!("0-{}", layer.len() - 1))
+            .body(chunk_body)
+            .send(),
+    );
+    let half = layer.len() / 2;
+    chunk_tx.send(Ok(bytes::Bytes::copy_from_slice(&layer[..half]))).await.expect("first half");
+
     berth.sigterm();
     // While the delay runs, new connections are still served, and the probe says draining.
     let probe = reqwest::Client::new();
@@ -65,6 +84,11 @@ async fn sigterm_turns_readyz_503_then_drains_without_cutting_a_pull() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    // ...the chunk under way is still received whole and acknowledged...
+    chunk_tx.send(Ok(bytes::Bytes::copy_from_slice(&layer[half..]))).await.expect("second half");
+    drop(chunk_tx);
+    let patched = patch.await.expect("join").expect("the in-flight chunk is not cut");
+    assert_eq!(patched.status(), StatusCode::ACCEPTED);
     // ...and the download that was under way still finishes, byte for byte.
     while let Some(chunk) = body.next().await {
         let chunk = chunk.expect("the in-flight pull is not cut");
@@ -74,4 +98,11 @@ async fn sigterm_turns_readyz_503_then_drains_without_cutting_a_pull() {
     assert_eq!(received, blob.len());
     assert_eq!(format!("sha256:{}", hex::encode(hasher.finalize())), digest);
     assert!(berth.wait().success(), "a drained shutdown exits cleanly");
+
+    // The acknowledged chunk was recorded: the upload completes on the next server.
+    let berth = BerthProcess::spawn(&data);
+    let digest = crate::support::sha256(&layer);
+    let done = admin.put(format!("{}{location}?digest={digest}", berth.base)).send().await.expect("put");
+    assert_eq!(done.status(), StatusCode::CREATED, "{}", done.text().await.unwrap_or_default());
+    berth.terminate();
 }

@@ -167,6 +167,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let server = tokio::spawn(berth_server::serve(
         listener,
         berth_server::router(state.clone()),
+        config.connection_limits(),
         until_stopped(stopped.clone()),
     ));
     let mut background = vec![

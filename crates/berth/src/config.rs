@@ -23,6 +23,13 @@ pub struct Config {
     /// On SIGTERM, how long to keep serving with `/readyz` answering 503 before no longer
     /// accepting connections, in milliseconds: the time a load balancer needs to notice.
     pub shutdown_delay_ms: u64,
+    /// Connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers, and how long an idle
+    /// keep-alive connection is kept, in milliseconds.
+    pub header_read_timeout_ms: u64,
+    /// Most header lines in one request (431 beyond).
+    pub max_headers: usize,
     pub registry: RegistrySection,
     pub limits: LimitsSection,
     pub uploads: UploadsSection,
@@ -237,6 +244,9 @@ impl Default for Config {
             listen: SocketAddr::from(([0, 0, 0, 0], 5000)),
             data_dir: PathBuf::from("./berth-data"),
             shutdown_delay_ms: 0,
+            max_connections: berth_server::ConnectionLimits::default().max_connections,
+            header_read_timeout_ms: 30_000,
+            max_headers: berth_server::ConnectionLimits::default().max_headers,
             registry: RegistrySection::default(),
             limits: LimitsSection::default(),
             uploads: UploadsSection::default(),
@@ -336,6 +346,14 @@ impl Config {
     pub fn uses_data_dir(&self) -> anyhow::Result<bool> {
         Ok(matches!(self.database_url()?, berth_meta::DatabaseUrl::Sqlite(_))
             || self.storage.backend == StorageBackend::Filesystem)
+    }
+
+    pub fn connection_limits(&self) -> berth_server::ConnectionLimits {
+        berth_server::ConnectionLimits {
+            max_connections: self.max_connections.max(1),
+            header_read_timeout: Duration::from_millis(self.header_read_timeout_ms.max(1)),
+            max_headers: self.max_headers.max(1),
+        }
     }
 
     pub fn registry_config(&self) -> RegistryConfig {

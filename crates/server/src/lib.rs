@@ -81,21 +81,56 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
+/// Limits on connections, against slow and hostile clients.
+#[derive(Debug, Clone)]
+pub struct ConnectionLimits {
+    /// Connections served at once; past it new connections wait in the listen backlog
+    /// until one closes.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers, and how long an idle
+    /// keep-alive connection stays open waiting for the next request.
+    pub header_read_timeout: Duration,
+    /// Most header lines in one request.
+    pub max_headers: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits { max_connections: 10_000, header_read_timeout: Duration::from_secs(30), max_headers: 100 }
+    }
+}
+
 /// Serves `router` on `listener` until `shutdown` resolves, then lets in-flight requests finish.
 ///
 /// The connection loop is hyper-util's rather than `axum::serve` so that per-connection
 /// limits can be set: hyper queues at most [`WRITE_BUFFER`] of a response before it stops
-/// asking the body for more, which bounds the memory of many concurrent blob downloads.
+/// asking the body for more, which bounds the memory of many concurrent blob downloads; a
+/// client that trickles its headers (slow loris) or idles is cut off after
+/// `header_read_timeout`; and at most `max_connections` are open at once.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).max_buf_size(WRITE_BUFFER);
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .max_buf_size(WRITE_BUFFER)
+        .header_read_timeout(limits.header_read_timeout)
+        .max_headers(limits.max_headers);
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -110,16 +145,25 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let router = router.clone();
+        let first_byte_within = limits.header_read_timeout;
         let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
             request.extensions_mut().insert(ClientAddr(peer));
             router.clone().oneshot(request)
         });
-        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection.into_owned());
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
+            // hyper's header timer starts once it knows the protocol, which takes a first
+            // byte: a client that connects and says nothing is cut off here instead.
+            let mut first = [0u8; 1];
+            if !matches!(tokio::time::timeout(first_byte_within, stream.peek(&mut first)).await, Ok(Ok(1))) {
+                return;
+            }
+            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            if let Err(e) = watcher.watch(connection.into_owned()).await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
+            drop(slot);
         });
     }
     drop(listener);

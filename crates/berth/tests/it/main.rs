@@ -9,6 +9,7 @@ mod cli;
 mod clients;
 mod cnr;
 mod config;
+mod connections;
 mod drain;
 mod durability;
 mod listing;

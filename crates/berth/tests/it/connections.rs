@@ -1,0 +1,82 @@
+//! Slow and hostile clients: a client that trickles its headers (slow loris) or idles is cut
+//! off after `header_read_timeout_ms`, and it cannot hold a connection slot for longer, while
+//! everybody else is served.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::support::{TestRegistry, content, sha256};
+
+/// Sends `start`, then one more header byte every 100 ms, never ending the headers; resolves
+/// when the server closes the connection. Gives up (panics) after 20 s.
+async fn trickle_until_closed(addr: String, start: &'static [u8]) {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(start).await.expect("request line");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut buf = [0u8; 1024];
+    loop {
+        assert!(tokio::time::Instant::now() < deadline, "the slow client was never cut off");
+        tokio::select! {
+            read = stream.read(&mut buf) => match read {
+                // Closed (perhaps after a 408), or reset: either way, cut off.
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            },
+            () = tokio::time::sleep(Duration::from_millis(100)) => {
+                if stream.write_all(b"a").await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_loris_is_cut_off_while_a_pull_completes() {
+    let registry = TestRegistry::start_with(|c| c.header_read_timeout_ms = 1000).await;
+    let image = registry.push_image("acme/app", "v1", &[&content::bytes(2 * 1024 * 1024, 4)]).await;
+    let layer = image.blobs().max_by_key(|blob| blob.len()).expect("a layer").to_vec();
+
+    let slow = tokio::spawn(trickle_until_closed(registry.host().to_owned(), b"GET /v2/ HTTP/1.1\r\nX-Slow: "));
+    let pulled = registry.send(Method::GET, &format!("/v2/acme/app/blobs/{}", sha256(&layer))).await;
+    assert_eq!(pulled.status(), StatusCode::OK);
+    assert_eq!(sha256(&pulled.bytes().await.expect("body")), sha256(&layer), "the pull is whole");
+    slow.await.expect("the slow client is cut off");
+    // The registry still serves afterwards.
+    assert_eq!(registry.send(Method::GET, "/v2/").await.status(), StatusCode::OK);
+    registry.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_cannot_hold_every_slot() {
+    // One connection at a time, taken by a client that connects and sends nothing.
+    let registry = TestRegistry::start_with(|c| {
+        c.max_connections = 1;
+        c.header_read_timeout_ms = 1000;
+    })
+    .await;
+    let mut idle = TcpStream::connect(registry.host()).await.expect("connect");
+    // A real request waits for the slot and is served once the idle client is cut off.
+    let served = tokio::time::timeout(Duration::from_secs(20), registry.send(Method::GET, "/v2/")).await;
+    assert_eq!(served.expect("served in the end").status(), StatusCode::OK);
+    let mut buf = [0u8; 64];
+    let closed = tokio::time::timeout(Duration::from_secs(20), idle.read(&mut buf)).await.expect("closed");
+    assert!(matches!(closed, Ok(0) | Err(_)), "the idle connection was closed");
+    registry.stop().await;
+}
+
+#[tokio::test]
+async fn too_many_header_lines_are_refused() {
+    let registry = TestRegistry::start_with(|c| c.max_headers = 20).await;
+    let mut request = registry.req(Method::GET, "/v2/");
+    for i in 0..40 {
+        request = request.header(format!("x-extra-{i}"), "1");
+    }
+    let refused = request.send().await.expect("an answer");
+    assert_eq!(refused.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    assert_eq!(registry.send(Method::GET, "/v2/").await.status(), StatusCode::OK);
+    registry.stop().await;
+}

@@ -11,9 +11,9 @@ use berth_core::appregistry::AppRegistryConfig;
 use berth_core::registry::RegistryConfig;
 use berth_core::tenancy::TenancyConfig;
 use berth_server::{ClassLimits, LimitsConfig, Rate};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Address to listen on.
@@ -41,7 +41,7 @@ pub struct Config {
 }
 
 /// `[storage]`: where blob bytes live.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageSection {
     pub backend: StorageBackend,
@@ -58,7 +58,7 @@ pub struct StorageSection {
     pub azure: Option<berth_blob::AzureConfig>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StorageBackend {
     /// `blobs/` in the data directory.
@@ -72,7 +72,7 @@ pub enum StorageBackend {
     Azure,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ObservabilitySection {
     /// Requests slower than this (to the response head), in milliseconds, are logged.
@@ -85,7 +85,7 @@ impl Default for ObservabilitySection {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AppRegistrySection {
     /// Largest App Registry push request (JSON carrying the base64 package), in bytes.
@@ -107,7 +107,7 @@ impl Default for AppRegistrySection {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthSection {
     /// Off only for experiments and benchmarks: every request then acts with full rights.
@@ -127,7 +127,7 @@ pub struct AuthSection {
     pub failures_per_account: u32,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RegistrySection {
     /// Largest blob accepted, in bytes.
@@ -144,7 +144,7 @@ pub struct RegistrySection {
 
 /// `[limits]`: one table per traffic class; what a table leaves out keeps that class's
 /// default.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitsSection {
     /// Image reads: manifests, blobs, tag and catalog listings, referrers.
@@ -162,7 +162,7 @@ pub struct LimitsSection {
 }
 
 /// `[limits.<class>]`
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClassSection {
     /// Requests served at once.
@@ -213,7 +213,7 @@ fn apply_rate(rate: &mut Option<Rate>, per_second: Option<f64>, burst: Option<u3
     });
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct UploadsSection {
     /// Upload sessions idle this long are ended and their bytes removed.
@@ -222,7 +222,7 @@ pub struct UploadsSection {
     pub sweep_interval_secs: u64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseSection {
     /// Where the metadata lives: `sqlite://PATH` or `postgres://USER@HOST:PORT/DB`
@@ -346,6 +346,46 @@ impl Config {
     pub fn uses_data_dir(&self) -> anyhow::Result<bool> {
         Ok(matches!(self.database_url()?, berth_meta::DatabaseUrl::Sqlite(_))
             || self.storage.backend == StorageBackend::Filesystem)
+    }
+
+    /// The effective configuration (the environment's overrides applied) as TOML, with every
+    /// secret replaced by `<redacted>`, for `berth config check`.
+    pub fn to_redacted_toml(&self) -> anyhow::Result<String> {
+        const REDACTED: &str = "<redacted>";
+        let mut effective = self.clone();
+        if let Ok(url) = std::env::var("BERTH_DATABASE_URL") {
+            effective.database.url = Some(url);
+        }
+        effective.database.url = effective.database.url.as_deref().map(berth_meta::redacted);
+        if let Some(s3) = &mut effective.storage.s3 {
+            s3.secret_access_key = REDACTED.into();
+        }
+        if let Some(azure) = &mut effective.storage.azure {
+            azure.access_key = REDACTED.into();
+        }
+        toml::to_string_pretty(&effective).context("rendering the configuration")
+    }
+
+    /// What would stop `berth serve` with this configuration, found without starting it or
+    /// reaching any server.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if let Err(e) = self.database_url() {
+            problems.push(format!("{e:#}"));
+        }
+        // The filesystem store needs nothing checked here (opening it creates directories).
+        if self.storage.backend != StorageBackend::Filesystem
+            && let Err(e) = crate::app::open_blobs(self)
+        {
+            problems.push(format!("{e:#}"));
+        }
+        if self.uploads.stale_after_secs == 0 {
+            problems.push("[uploads] stale_after_secs = 0 would end every upload at the next sweep".into());
+        }
+        if self.auth.token_lifetime_secs == 0 {
+            problems.push("[auth] token_lifetime_secs = 0 makes every token expire at once".into());
+        }
+        problems
     }
 
     pub fn connection_limits(&self) -> berth_server::ConnectionLimits {

@@ -35,6 +35,10 @@ enum Command {
     /// Move this single-machine registry (SQLite and its blobs) into the empty PostgreSQL
     /// database and blob store another configuration names (stop `berth serve` first).
     MigrateStore(MigrateStoreArgs),
+    /// Check the configuration: prints the effective one (secrets redacted) and exits
+    /// non-zero on any problem.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Load a registry (Berth or not) with several workloads at once and report latency
     /// percentiles; exits with status 3 on a regression against --baseline.
     Bench(berth::bench::BenchArgs),
@@ -42,6 +46,18 @@ enum Command {
 
 #[derive(Args)]
 struct MigrateArgs {
+    #[command(flatten)]
+    location: Location,
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the effective configuration with secrets redacted; exit 1 on any problem.
+    Check(ConfigCheckArgs),
+}
+
+#[derive(Args)]
+struct ConfigCheckArgs {
     #[command(flatten)]
     location: Location,
 }
@@ -81,6 +97,7 @@ fn main() -> anyhow::Result<ExitCode> {
         Command::Admin(args) => runtime.block_on(berth::admin::run(args)),
         Command::Bench(args) => runtime.block_on(berth::bench::run(args)),
         Command::Migrate(args) => runtime.block_on(migrate(args)).map(|()| ExitCode::SUCCESS),
+        Command::Config(ConfigCommand::Check(args)) => config_check(args),
         Command::MigrateStore(args) => runtime.block_on(migrate_store(args)).map(|()| ExitCode::SUCCESS),
     }
 }
@@ -109,6 +126,16 @@ async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
         println!("applied {migration}");
     }
     Ok(())
+}
+
+fn config_check(args: ConfigCheckArgs) -> anyhow::Result<ExitCode> {
+    let config = args.location.config()?;
+    print!("{}", config.to_redacted_toml()?);
+    let problems = config.problems();
+    for problem in &problems {
+        eprintln!("problem: {problem}");
+    }
+    Ok(if problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 async fn migrate_store(args: MigrateStoreArgs) -> anyhow::Result<()> {

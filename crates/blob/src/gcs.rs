@@ -3,10 +3,10 @@
 //! The configuration always parses, so that a Berth built without the `gcs` feature can say
 //! what it lacks; the store itself needs the feature.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Where and how to reach the bucket (also the `[storage.gcs]` configuration table).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct GcsConfig {
     pub bucket: String,

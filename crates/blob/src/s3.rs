@@ -46,7 +46,7 @@ use std::time::Duration;
 const PART_SIZE: usize = 8 * 1024 * 1024;
 
 /// Where and how to reach the bucket (also the `[storage.s3]` configuration table).
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct S3Config {
     /// e.g. `http://minio:9000`; `None` is AWS S3 in `region`. Requests are path-style.

@@ -84,3 +84,37 @@ async fn refuses_bad_configuration_clearly() {
     serves(&berth).await;
     berth.terminate();
 }
+
+#[tokio::test]
+async fn config_check_prints_the_effective_configuration_without_secrets() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("berth.toml");
+    std::fs::write(
+        &file,
+        "listen = \"127.0.0.1:5123\"\n[database]\nurl = \"postgres://berth:db-secret@db.internal/berth\"\n\
+         [storage]\nbackend = \"s3\"\n[storage.s3]\nendpoint = \"http://127.0.0.1:9\"\nbucket = \"b\"\n\
+         access_key_id = \"AKIA\"\nsecret_access_key = \"s3-secret\"\nallow_http = true\n",
+    )
+    .expect("write");
+    let check = |file: &std::path::Path| {
+        let mut command = berth_command();
+        command.env_remove("BERTH_DATABASE_URL").args(["config", "check", "--config"]).arg(file);
+        command.output().expect("runs")
+    };
+    let output = check(&file);
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{printed}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(printed.contains("listen = \"127.0.0.1:5123\""), "{printed}");
+    assert!(printed.contains("max_connections = 10000"), "defaults are shown too: {printed}");
+    assert!(printed.contains("postgres://berth:***@db.internal/berth"), "{printed}");
+    assert!(printed.contains("secret_access_key = \"<redacted>\""), "{printed}");
+    assert!(!printed.contains("db-secret") && !printed.contains("s3-secret"), "{printed}");
+
+    // A problem is named and makes the exit status non-zero.
+    std::fs::write(&file, "[database]\nurl = \"mysql://db/berth\"\n[storage]\nbackend = \"s3\"\n").expect("write");
+    let output = check(&file);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("problem: [database] url"), "{stderr}");
+    assert!(stderr.contains("needs a [storage.s3] section"), "{stderr}");
+}

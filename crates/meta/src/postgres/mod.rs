@@ -64,16 +64,20 @@ fn gave_up_waiting(e: &dyn DatabaseError) -> bool {
     matches!(e.code().as_deref(), Some("55P03" | "57014"))
 }
 
-/// What the PostgreSQL store needs beyond its pools: where to listen for changes.
+/// What the PostgreSQL store needs beyond its pools: where to listen for changes, and whose
+/// changes are its own.
 struct Backend {
     url: String,
+    /// Random, per store: prefixed to every change it announces, so that its own feed skips
+    /// them (it applied them already, and a second invalidation would only cost cache misses).
+    instance: String,
 }
 
 impl Backend {
     async fn publish_change(&self, writer: &Pool, change: &Change) -> Result<()> {
         sqlx::query("SELECT pg_notify($1, $2)")
             .bind(CHANGES_CHANNEL)
-            .bind(change.encode())
+            .bind(format!("{} {}", self.instance, change.encode()))
             .execute(&mut *writer.lease().await?)
             .within(writer.limit)
             .await?;
@@ -86,19 +90,23 @@ impl Backend {
         let mut listener = PgListener::connect(&self.url).await.map_err(db_error)?;
         listener.listen(CHANGES_CHANNEL).await.map_err(db_error)?;
         let (feed, changes) = mpsc::channel(1024);
-        tokio::spawn(forward_changes(listener, feed));
+        tokio::spawn(forward_changes(listener, feed, self.instance.clone()));
         Ok(Some(changes))
     }
 }
 
-async fn forward_changes(mut listener: PgListener, feed: mpsc::Sender<Change>) {
+async fn forward_changes(mut listener: PgListener, feed: mpsc::Sender<Change>, instance: String) {
     loop {
         let heard = tokio::select! {
             () = feed.closed() => return,
             heard = listener.try_recv() => heard,
         };
         let change = match heard {
-            Ok(Some(notification)) => Change::decode(notification.payload()),
+            Ok(Some(notification)) => match notification.payload().split_once(' ') {
+                Some((sender, _)) if sender == instance => continue,
+                Some((_, change)) => Change::decode(change),
+                None => Change::Everything,
+            },
             // The connection dropped and was made again: whatever was sent meanwhile is lost.
             Ok(None) => Change::Everything,
             Err(e) => {
@@ -111,6 +119,12 @@ async fn forward_changes(mut listener: PgListener, feed: mpsc::Sender<Change>) {
             return;
         }
     }
+}
+
+/// A random id for one store (the standard library's randomly keyed hasher as the source).
+fn instance_id() -> String {
+    use std::hash::BuildHasher;
+    format!("{:016x}", std::collections::hash_map::RandomState::new().hash_one(std::process::id()))
 }
 
 /// The driver's options for `url`; with a `timeout`, the server stops a statement, or a wait
@@ -147,7 +161,7 @@ impl PostgresMetaStore {
         Ok(PostgresMetaStore {
             reader: Pool::new("reader", reader, timeout, BEGIN_READ),
             writer: Pool::new("writer", writer, timeout, BEGIN_WRITE),
-            backend: Backend { url: url.to_owned() },
+            backend: Backend { url: url.to_owned(), instance: instance_id() },
         })
     }
 

@@ -71,7 +71,7 @@ async fn a_write_waits_for_the_writer_lock_at_most_the_timeout() {
 }
 
 #[tokio::test]
-async fn changes_reach_every_subscriber_of_the_database() {
+async fn changes_reach_every_other_subscriber_of_the_database() {
     let Some(db) = TestDatabase::create().await else { return };
     let (one, two) = (open(&db).await, open(&db).await);
     let mut heard_by_two = two.subscribe_changes().await.expect("subscribe").expect("PostgreSQL has a feed");
@@ -79,10 +79,15 @@ async fn changes_reach_every_subscriber_of_the_database() {
     let change = Change::Repository("org/app".into());
     one.publish_change(&change).await.expect("publish");
     two.publish_change(&Change::Credentials).await.expect("publish");
-    for feed in [&mut heard_by_one, &mut heard_by_two] {
-        assert_eq!(feed.recv().await, Some(change.clone()));
-        assert_eq!(feed.recv().await, Some(Change::Credentials));
-    }
+    one.publish_change(&Change::Access).await.expect("publish");
+    // Each hears the other's changes, in order, and not its own.
+    assert_eq!(heard_by_two.recv().await, Some(change));
+    assert_eq!(heard_by_two.recv().await, Some(Change::Access));
+    assert_eq!(heard_by_one.recv().await, Some(Change::Credentials));
+    // Published after one's own Access: one would have heard that first.
+    let marker = Change::Package("org/marker".into());
+    two.publish_change(&marker).await.expect("publish");
+    assert_eq!(heard_by_one.recv().await, Some(marker), "one does not hear its own changes");
     one.close().await;
     two.close().await;
 }

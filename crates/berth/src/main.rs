@@ -79,6 +79,10 @@ struct ServeArgs {
     /// Address to listen on [default: 0.0.0.0:5000].
     #[arg(long, env = "BERTH_LISTEN")]
     listen: Option<SocketAddr>,
+    /// The URL clients reach this registry at, when it sits behind a proxy or load balancer
+    /// (names the token realm) [default: `[auth] public_url`, else the request's Host].
+    #[arg(long, env = "BERTH_PUBLIC_URL")]
+    public_url: Option<String>,
 }
 
 fn main() -> anyhow::Result<ExitCode> {
@@ -106,6 +110,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut config = args.location.config()?;
     if let Some(listen) = args.listen {
         config.listen = listen;
+    }
+    if let Some(public_url) = args.public_url {
+        config.auth.public_url = Some(public_url);
     }
     let mut running = berth::app::start(&config).await?;
     tokio::select! {

@@ -3,7 +3,7 @@
 use std::process::Stdio;
 
 use crate::support::anonymous_client;
-use crate::support::process::{BerthProcess, berth_command};
+use crate::support::process::{BerthProcess, berth_command, ensure_admin};
 
 /// The registry answers (authentication is on, so without an account that is a 401).
 async fn serves(berth: &BerthProcess) {
@@ -117,4 +117,21 @@ async fn config_check_prints_the_effective_configuration_without_secrets() {
     assert!(!output.status.success());
     assert!(stderr.contains("problem: [database] url"), "{stderr}");
     assert!(stderr.contains("needs a [storage.s3] section"), "{stderr}");
+}
+
+#[tokio::test]
+async fn the_public_url_flag_names_the_token_realm() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    ensure_admin(&data);
+    let mut command = berth_command();
+    command
+        .args(["serve", "--listen", "127.0.0.1:0", "--public-url", "https://registry.example.com", "--data-dir"])
+        .arg(&data);
+    let berth = BerthProcess::start(command);
+    let challenge = reqwest::get(format!("{}/v2/", berth.base)).await.expect("get");
+    assert_eq!(challenge.status(), reqwest::StatusCode::UNAUTHORIZED);
+    let header = challenge.headers()["www-authenticate"].to_str().expect("ascii").to_owned();
+    assert!(header.starts_with("Bearer realm=\"https://registry.example.com/v2/auth\""), "{header}");
+    assert!(berth.terminate().success());
 }

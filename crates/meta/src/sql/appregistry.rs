@@ -1,4 +1,4 @@
-//! The App Registry store on SQLite. Reads are a fixed number of statements per call (a
+//! The App Registry half of the SQL MetaStore (both backends). Reads are a fixed number of statements per call (a
 //! package: its row, its releases, its channels, in one read transaction); the listing of a
 //! namespace is one statement whatever it holds.
 

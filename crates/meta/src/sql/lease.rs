@@ -51,9 +51,9 @@ impl Limit {
 pub(super) struct Pool {
     connections: sqlx::Pool<Db>,
     pub(super) limit: Limit,
-    /// How a transaction starts here. The writer takes the write lock up front (`BEGIN
-    /// IMMEDIATE`), so a lock held by another process is waited for under the busy timeout
-    /// instead of failing at the first write.
+    /// How a transaction starts here: each backend's writer takes its write lock up front
+    /// (see the backend modules), so a lock held elsewhere is waited for under the lock
+    /// timeout instead of failing at the first write.
     begin: &'static str,
 }
 

@@ -35,7 +35,7 @@ macro_rules! select_uploads {
     };
 }
 
-/// Digests bound per `IN (...)` list, well under SQLite's variable limit.
+/// Digests bound per `IN (...)` list, well under SQLite's and PostgreSQL's parameter limits.
 const IN_LIST_CHUNK: usize = 500;
 
 #[async_trait]

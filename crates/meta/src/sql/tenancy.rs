@@ -1,4 +1,4 @@
-//! The tenancy half of the SQLite MetaStore.
+//! The tenancy half of the SQL MetaStore (both backends).
 
 use async_trait::async_trait;
 use berth_core::access::{

@@ -145,6 +145,8 @@ pub async fn assemble(config: &Config) -> anyhow::Result<Assembled> {
 
 /// Opens the data directory, binds the listener and starts serving.
 pub async fn start(config: &Config) -> anyhow::Result<Running> {
+    // Checked first: a certificate that cannot serve stops Berth before it touches any store.
+    let options = config.serve_options()?;
     let lock = lock_data_dir(config)?;
     let Assembled { state, audit_queue, meta } = assemble(config).await?;
     // Fail at start, with the reason, rather than on the first push.
@@ -160,6 +162,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let changes = meta.subscribe_changes().await.context("listening for other instances' changes")?;
     let draining = state.observe.draining.clone();
     let prometheus = state.observe.prometheus.clone();
+    let certificates = options.tls.clone();
 
     let listener = TcpListener::bind(config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
     let addr = listener.local_addr()?;
@@ -167,7 +170,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let server = tokio::spawn(berth_server::serve(
         listener,
         berth_server::router(state.clone()),
-        config.connection_limits(),
+        options,
         until_stopped(stopped.clone()),
     ));
     let mut background = vec![
@@ -176,10 +179,15 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         tokio::spawn(write_audit_batches(audit_queue, store)),
         tokio::spawn(metrics_upkeep(prometheus, until_stopped(stopped.clone()))),
     ];
+    let scheme = if certificates.is_some() { "https" } else { "http" };
+    if let Some(certificates) = certificates {
+        let every = Duration::from_secs(config.tls.reload_check_secs.max(1));
+        background.push(tokio::spawn(reload_certificates(certificates, every, until_stopped(stopped.clone()))));
+    }
     if let Some(changes) = changes {
         background.push(tokio::spawn(apply_changes(changes, state, until_stopped(stopped))));
     }
-    tracing::info!(%addr, data_dir = %config.data_dir.display(), "berth is serving");
+    tracing::info!(%addr, scheme, data_dir = %config.data_dir.display(), "berth is serving");
     let shutdown_delay = Duration::from_millis(config.shutdown_delay_ms);
     Ok(Running { addr, stop, server, background, meta, draining, shutdown_delay, _lock: lock })
 }
@@ -308,6 +316,51 @@ async fn reload_keys(state: Arc<AppState>, stopped: impl Future<Output = ()>) {
             tracing::warn!(error = %e, "re-reading the signing keys failed");
         }
     }
+}
+
+/// Swaps in a renewed TLS certificate and key: looks every `every`, and at once on SIGHUP. A
+/// renewal that fails its checks is logged and the current pair keeps serving.
+async fn reload_certificates(
+    certificates: Arc<berth_server::tls::CertificateSwitch>,
+    every: Duration,
+    stopped: impl Future<Output = ()>,
+) {
+    let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(|e| tracing::warn!(error = %e, "SIGHUP cannot trigger certificate reloads"))
+        .ok();
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(stopped);
+    loop {
+        let asked = tokio::select! {
+            _ = &mut stopped => return,
+            _ = ticks.tick() => false,
+            _ = next_signal(&mut hangups) => true,
+        };
+        let switch = certificates.clone();
+        let reloaded = tokio::task::spawn_blocking(move || switch.reload()).await;
+        let files = certificates.files();
+        match reloaded {
+            Ok(Ok(true)) => tracing::info!(cert = %files.cert.display(), "serving the renewed TLS certificate"),
+            Ok(Ok(false)) if asked => tracing::info!("SIGHUP: the TLS certificate and key are unchanged"),
+            Ok(Ok(false)) => {}
+            Ok(Err(e)) => {
+                metrics::counter!("berth_background_runs_total", "job" => "tls-reload", "outcome" => "error")
+                    .increment(1);
+                tracing::error!(error = %e, "the renewed TLS certificate cannot be served; keeping the current one");
+            }
+            Err(e) => tracing::error!(error = %e, "reloading the TLS certificate panicked"),
+        }
+    }
+}
+
+async fn next_signal(signals: &mut Option<tokio::signal::unix::Signal>) {
+    if let Some(signals) = signals
+        && signals.recv().await.is_some()
+    {
+        return;
+    }
+    std::future::pending().await
 }
 
 /// Drains the histogram samples Prometheus has not scraped yet, so they cannot pile up

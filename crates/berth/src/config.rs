@@ -30,6 +30,18 @@ pub struct Config {
     pub header_read_timeout_ms: u64,
     /// Most header lines in one request (431 beyond).
     pub max_headers: usize,
+    /// Most bytes of request headers (431 beyond); on HTTP/1 also each connection's buffer.
+    pub max_header_bytes: usize,
+    /// Longest wait for the next bytes of a request body, in milliseconds; a stalled request
+    /// is then ended (an upload session keeps its earlier chunks, not the stalled one).
+    pub body_read_timeout_ms: u64,
+    /// Requests one HTTP/2 connection may have in flight at once.
+    pub http2_max_streams: u32,
+    /// Reverse proxies (addresses or networks, e.g. `"10.0.0.0/8"`) whose `Forwarded` or
+    /// `X-Forwarded-For`/`-Proto` headers are believed, for rate limits, the audit log and
+    /// the token realm's scheme. Empty: none is believed.
+    pub trusted_proxies: Vec<String>,
+    pub tls: TlsSection,
     pub registry: RegistrySection,
     pub limits: LimitsSection,
     pub uploads: UploadsSection,
@@ -38,6 +50,36 @@ pub struct Config {
     pub app_registry: AppRegistrySection,
     pub observability: ObservabilitySection,
     pub storage: StorageSection,
+}
+
+/// `[tls]`: serve HTTPS directly (TLS 1.2 and 1.3, HTTP/2 and HTTP/1.1 by ALPN).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsSection {
+    /// PEM certificate chain, the server's own certificate first (`--tls-cert`).
+    pub cert: Option<PathBuf>,
+    /// PEM private key of that certificate: PKCS#8, PKCS#1 or SEC1 (`--tls-key`).
+    pub key: Option<PathBuf>,
+    /// How often to look for a renewed certificate and key, in seconds; SIGHUP looks at once.
+    pub reload_check_secs: u64,
+}
+
+impl Default for TlsSection {
+    fn default() -> Self {
+        TlsSection { cert: None, key: None, reload_check_secs: 10 }
+    }
+}
+
+impl TlsSection {
+    /// The files to serve TLS from; `None` serves plain HTTP.
+    pub fn files(&self) -> anyhow::Result<Option<berth_server::tls::TlsFiles>> {
+        match (&self.cert, &self.key) {
+            (Some(cert), Some(key)) => Ok(Some(berth_server::tls::TlsFiles { cert: cert.clone(), key: key.clone() })),
+            (None, None) => Ok(None),
+            (Some(_), None) => anyhow::bail!("[tls] cert is set but key is not (--tls-key)"),
+            (None, Some(_)) => anyhow::bail!("[tls] key is set but cert is not (--tls-cert)"),
+        }
+    }
 }
 
 /// `[storage]`: where blob bytes live.
@@ -247,6 +289,11 @@ impl Default for Config {
             max_connections: berth_server::ConnectionLimits::default().max_connections,
             header_read_timeout_ms: 30_000,
             max_headers: berth_server::ConnectionLimits::default().max_headers,
+            max_header_bytes: berth_server::ConnectionLimits::default().max_header_bytes,
+            body_read_timeout_ms: 60_000,
+            http2_max_streams: berth_server::ConnectionLimits::default().http2_max_streams,
+            trusted_proxies: Vec::new(),
+            tls: TlsSection::default(),
             registry: RegistrySection::default(),
             limits: LimitsSection::default(),
             uploads: UploadsSection::default(),
@@ -385,6 +432,9 @@ impl Config {
         if self.auth.token_lifetime_secs == 0 {
             problems.push("[auth] token_lifetime_secs = 0 makes every token expire at once".into());
         }
+        if let Err(e) = self.serve_options() {
+            problems.push(format!("{e:#}"));
+        }
         problems
     }
 
@@ -392,8 +442,21 @@ impl Config {
         berth_server::ConnectionLimits {
             max_connections: self.max_connections.max(1),
             header_read_timeout: Duration::from_millis(self.header_read_timeout_ms.max(1)),
+            body_read_timeout: Duration::from_millis(self.body_read_timeout_ms.max(1)),
             max_headers: self.max_headers.max(1),
+            max_header_bytes: self.max_header_bytes,
+            http2_max_streams: self.http2_max_streams.max(1),
         }
+    }
+
+    /// How to serve connections; reads and checks the TLS certificate and key.
+    pub fn serve_options(&self) -> anyhow::Result<berth_server::ServeOptions> {
+        let tls = match self.tls.files()? {
+            Some(files) => Some(std::sync::Arc::new(berth_server::tls::CertificateSwitch::open(files)?)),
+            None => None,
+        };
+        let trusted_proxies = berth_server::TrustedProxies::parse(&self.trusted_proxies).map_err(anyhow::Error::msg)?;
+        Ok(berth_server::ServeOptions { limits: self.connection_limits(), tls, trusted_proxies })
     }
 
     pub fn registry_config(&self) -> RegistryConfig {

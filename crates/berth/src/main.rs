@@ -83,6 +83,13 @@ struct ServeArgs {
     /// (names the token realm) [default: `[auth] public_url`, else the request's Host].
     #[arg(long, env = "BERTH_PUBLIC_URL")]
     public_url: Option<String>,
+    /// Serve HTTPS with this PEM certificate chain (the server's certificate first) [default:
+    /// `[tls] cert`]; re-read when it changes or on SIGHUP.
+    #[arg(long, env = "BERTH_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of --tls-cert [default: `[tls] key`].
+    #[arg(long, env = "BERTH_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
 }
 
 fn main() -> anyhow::Result<ExitCode> {
@@ -113,6 +120,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(public_url) = args.public_url {
         config.auth.public_url = Some(public_url);
+    }
+    if let (Some(cert), Some(key)) = (args.tls_cert, args.tls_key) {
+        (config.tls.cert, config.tls.key) = (Some(cert), Some(key));
     }
     let mut running = berth::app::start(&config).await?;
     tokio::select! {

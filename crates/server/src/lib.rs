@@ -4,14 +4,17 @@
 
 pub mod api;
 pub mod auth;
+mod body_timeout;
 pub mod cnr;
+mod forwarded;
 mod limits;
 pub mod observe;
 mod oci;
+pub mod tls;
 mod unread_body;
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,6 +29,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
+pub use forwarded::TrustedProxies;
 pub use limits::{ClassLimits, Limits, LimitsConfig, Rate, TrafficClass};
 
 /// What every request handler can reach.
@@ -51,14 +55,15 @@ impl Auth {
     }
 }
 
-/// The peer address of the connection a request came on.
+/// The client a request is from: the connection's peer, or, when the peer is a trusted proxy,
+/// the client it forwarded for (see [`TrustedProxies`]).
 #[derive(Clone, Copy, Debug)]
-pub struct ClientAddr(pub SocketAddr);
+pub struct ClientAddr(pub IpAddr);
 
 impl ClientAddr {
     /// The client's IP address, from a request's extensions (absent for in-process calls).
-    pub fn ip_of(extensions: &axum::http::Extensions) -> Option<std::net::IpAddr> {
-        extensions.get::<ClientAddr>().map(|a| a.0.ip())
+    pub fn ip_of(extensions: &axum::http::Extensions) -> Option<IpAddr> {
+        extensions.get::<ClientAddr>().map(|a| a.0)
     }
 }
 
@@ -87,39 +92,65 @@ pub struct ConnectionLimits {
     /// Connections served at once; past it new connections wait in the listen backlog
     /// until one closes.
     pub max_connections: usize,
-    /// How long a client may take to send a request's headers, and how long an idle
-    /// keep-alive connection stays open waiting for the next request.
+    /// How long a client may take to send a request's headers (and to finish the TLS
+    /// handshake), and how long an idle HTTP/1 keep-alive connection stays open waiting for
+    /// the next request.
     pub header_read_timeout: Duration,
-    /// Most header lines in one request.
+    /// Longest wait for the next bytes of a request body.
+    pub body_read_timeout: Duration,
+    /// Most header lines in one HTTP/1 request.
     pub max_headers: usize,
+    /// Most bytes of request headers; on HTTP/1 it is also the per-connection buffer, which
+    /// bounds the memory of many concurrent downloads (hyper stops asking a body for more
+    /// once this much of the response waits to be sent).
+    pub max_header_bytes: usize,
+    /// Requests one HTTP/2 connection may have in flight at once.
+    pub http2_max_streams: u32,
 }
 
 impl Default for ConnectionLimits {
     fn default() -> Self {
-        ConnectionLimits { max_connections: 10_000, header_read_timeout: Duration::from_secs(30), max_headers: 100 }
+        ConnectionLimits {
+            max_connections: 10_000,
+            header_read_timeout: Duration::from_secs(30),
+            body_read_timeout: Duration::from_secs(60),
+            max_headers: 100,
+            max_header_bytes: 64 * 1024,
+            http2_max_streams: 128,
+        }
     }
+}
+
+/// How connections are served.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    pub limits: ConnectionLimits,
+    /// TLS on every connection when set; plain HTTP (HTTP/1.1, or HTTP/2 with prior
+    /// knowledge) otherwise.
+    pub tls: Option<Arc<tls::CertificateSwitch>>,
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then lets in-flight requests finish.
 ///
 /// The connection loop is hyper-util's rather than `axum::serve` so that per-connection
-/// limits can be set: hyper queues at most [`WRITE_BUFFER`] of a response before it stops
-/// asking the body for more, which bounds the memory of many concurrent blob downloads; a
-/// client that trickles its headers (slow loris) or idles is cut off after
-/// `header_read_timeout`; and at most `max_connections` are open at once.
+/// limits can be set: hyper queues at most `max_header_bytes` of an HTTP/1 response before it
+/// stops asking the body for more, which bounds the memory of many concurrent blob downloads;
+/// a client that trickles its headers (slow loris), its TLS handshake or its body, or idles,
+/// is cut off; and at most `max_connections` are open at once.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
-    limits: ConnectionLimits,
+    options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .max_buf_size(WRITE_BUFFER)
-        .header_read_timeout(limits.header_read_timeout)
-        .max_headers(limits.max_headers);
+    let limits = options.limits.clone();
+    let tls = match &options.tls {
+        Some(switch) => Some(tokio_rustls::TlsAcceptor::from(switch.server_config().map_err(std::io::Error::other)?)),
+        None => None,
+    };
+    let builder = connection_builder(&limits);
+    let trusted_proxies = Arc::new(options.trusted_proxies);
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
@@ -145,25 +176,54 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let router = router.clone();
-        let first_byte_within = limits.header_read_timeout;
-        let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
-            request.extensions_mut().insert(ClientAddr(peer));
+        let trusted_proxies = trusted_proxies.clone();
+        let body_read_timeout = limits.body_read_timeout;
+        let over_tls = tls.is_some();
+        let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+            let client = trusted_proxies.client_of(peer.ip(), request.headers());
+            let mut request = request.map(|body| body_timeout::ProgressTimeout::new(body, body_read_timeout));
+            forwarded::settle_scheme(&trusted_proxies, peer.ip(), over_tls, request.headers_mut());
+            // HTTP/2 names the host in the URI (:authority), handlers read it from Host.
+            if !request.headers().contains_key(axum::http::header::HOST)
+                && let Some(host) = request.uri().authority().and_then(|a| a.as_str().parse().ok())
+            {
+                request.headers_mut().insert(axum::http::header::HOST, host);
+            }
+            request.extensions_mut().insert(ClientAddr(client));
             router.clone().oneshot(request)
         });
         let builder = builder.clone();
         let watcher = graceful.watcher();
+        let handshake_within = limits.header_read_timeout;
+        let tls = tls.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             // hyper's header timer starts once it knows the protocol, which takes a first
             // byte: a client that connects and says nothing is cut off here instead.
             let mut first = [0u8; 1];
-            if !matches!(tokio::time::timeout(first_byte_within, stream.peek(&mut first)).await, Ok(Ok(1))) {
+            if !matches!(tokio::time::timeout(handshake_within, stream.peek(&mut first)).await, Ok(Ok(1))) {
                 return;
             }
-            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            if let Err(e) = watcher.watch(connection.into_owned()).await {
+            let served = match tls {
+                None => watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service)).await,
+                Some(acceptor) => match tokio::time::timeout(handshake_within, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => {
+                        watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service)).await
+                    }
+                    Ok(Err(e)) => {
+                        metrics::counter!("berth_tls_handshake_failures_total").increment(1);
+                        tracing::debug!(error = %e, %peer, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        metrics::counter!("berth_slow_clients_cut_total", "phase" => "handshake").increment(1);
+                        return;
+                    }
+                },
+            };
+            if let Err(e) = served {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
-            drop(slot);
         });
     }
     drop(listener);
@@ -171,5 +231,33 @@ pub async fn serve(
     Ok(())
 }
 
-/// Bytes of response hyper buffers per connection before applying backpressure.
-const WRITE_BUFFER: usize = 256 * 1024;
+/// hyper's per-connection settings for HTTP/1.1 and HTTP/2.
+fn connection_builder(limits: &ConnectionLimits) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .max_buf_size(limits.max_header_bytes.max(MIN_HEADER_BYTES))
+        .header_read_timeout(limits.header_read_timeout)
+        .max_headers(limits.max_headers);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.http2_max_streams.max(1))
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+        // Windows large enough for a layer download to fill a fast link, small enough that
+        // a connection's unread uploads stay bounded.
+        .initial_stream_window_size(HTTP2_STREAM_WINDOW)
+        .initial_connection_window_size(HTTP2_CONNECTION_WINDOW)
+        .max_send_buf_size(HTTP2_STREAM_WINDOW as usize)
+        // Pings find peers that vanished without closing; pulling clients keep connections
+        // open between layers, so idleness alone is no reason to close one.
+        .keep_alive_interval(Some(Duration::from_secs(60)))
+        .keep_alive_timeout(Duration::from_secs(20));
+    builder
+}
+
+/// hyper's smallest HTTP/1 buffer.
+const MIN_HEADER_BYTES: usize = 8192;
+const HTTP2_STREAM_WINDOW: u32 = 1024 * 1024;
+const HTTP2_CONNECTION_WINDOW: u32 = 4 * 1024 * 1024;

@@ -80,3 +80,58 @@ async fn too_many_header_lines_are_refused() {
     assert_eq!(registry.send(Method::GET, "/v2/").await.status(), StatusCode::OK);
     registry.stop().await;
 }
+
+#[tokio::test]
+async fn oversized_headers_are_refused() {
+    let registry = TestRegistry::start_with(|c| c.max_header_bytes = 16 * 1024).await;
+    let refused = registry.req(Method::GET, "/v2/").header("x-big", "a".repeat(20 * 1024)).send().await;
+    // hyper answers 431, or closes the connection on a head that does not fit its buffer.
+    match refused {
+        Ok(r) => assert_eq!(r.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE),
+        Err(e) => assert!(e.is_request() || e.is_connect() || e.is_body(), "{e}"),
+    }
+    let fits = registry.req(Method::GET, "/v2/").header("x-big", "a".repeat(8 * 1024)).send().await;
+    assert_eq!(fits.expect("an answer").status(), StatusCode::OK);
+    registry.stop().await;
+}
+
+/// An upload whose client stops sending mid-body is ended after `body_read_timeout_ms`; the
+/// session survives without the broken chunk, and the client sends it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_upload_body_is_cut_off_and_the_session_resumes() {
+    let registry = TestRegistry::start_with(|c| c.body_read_timeout_ms = 500).await;
+    let blob = content::bytes(200_000, 31);
+    let started = registry.send(Method::POST, "/v2/acme/stall/blobs/uploads/").await;
+    assert_eq!(started.status(), StatusCode::ACCEPTED);
+    let location = crate::support::header(&started, "location").to_owned();
+
+    // The client promises the whole blob, sends 50 000 bytes, and stalls.
+    let mut stream = TcpStream::connect(registry.host()).await.expect("connect");
+    let head = format!(
+        "PATCH {location} HTTP/1.1\r\nHost: {}\r\nAuthorization: {}\r\nContent-Type: application/octet-stream\r\n\
+         Content-Length: {}\r\n\r\n",
+        registry.host(),
+        crate::support::base64_basic(crate::support::ADMIN.0, crate::support::ADMIN.1),
+        blob.len()
+    );
+    stream.write_all(head.as_bytes()).await.expect("head");
+    stream.write_all(&blob[..50_000]).await.expect("first bytes");
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "the stalled upload was never cut off");
+
+    // The session lives on without the broken chunk; the client sends it again.
+    let status = registry.send(Method::GET, &location).await;
+    assert_eq!(status.status(), StatusCode::NO_CONTENT);
+    assert_eq!(crate::support::header(&status, "range"), "0-0", "the broken chunk is not recorded");
+    let finished = registry
+        .req(Method::PUT, &format!("{location}?digest={}", sha256(&blob)))
+        .body(blob.clone())
+        .send()
+        .await
+        .expect("finish");
+    assert_eq!(finished.status(), StatusCode::CREATED, "{}", finished.text().await.unwrap_or_default());
+    let pulled = registry.send(Method::GET, &format!("/v2/acme/stall/blobs/{}", sha256(&blob))).await;
+    assert_eq!(sha256(&pulled.bytes().await.expect("body")), sha256(&blob), "the blob is whole");
+    registry.stop().await;
+}

@@ -279,7 +279,12 @@ fn realm(state: &AppState, headers: &HeaderMap) -> String {
         .and_then(|h| h.to_str().ok())
         .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b)))
         .unwrap_or("localhost");
-    format!("http://{host}/v2/auth")
+    // The edge leaves the scheme the client used here (see `forwarded::settle_scheme`).
+    let scheme = match headers.get("x-forwarded-proto") {
+        Some(proto) if proto == "https" => "https",
+        _ => "http",
+    };
+    format!("{scheme}://{host}/v2/auth")
 }
 
 /// The caller of a management API request: Basic credentials, a personal API token, or a

@@ -4,6 +4,7 @@
 pub mod content;
 pub mod process;
 pub mod schema;
+pub mod tls;
 
 use std::path::PathBuf;
 
@@ -52,8 +53,9 @@ impl TestRegistry {
         adjust(&mut config);
         berth::admin::create_user(&config, ADMIN.0, ADMIN.1.into(), true).await.expect("bootstrap the superuser");
         let running = berth::app::start(&config).await.expect("berth starts");
+        let scheme = if config.tls.cert.is_some() { "https" } else { "http" };
         TestRegistry {
-            base: format!("http://{}", running.addr),
+            base: format!("{scheme}://{}", running.addr),
             client: client(),
             dir,
             running: Some(running),
@@ -62,7 +64,7 @@ impl TestRegistry {
     }
 
     pub fn host(&self) -> &str {
-        self.base.trim_start_matches("http://")
+        self.base.split_once("://").map_or(&self.base, |(_, host)| host)
     }
 
     pub fn data_dir(&self) -> PathBuf {

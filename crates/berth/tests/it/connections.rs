@@ -12,7 +12,7 @@ use crate::support::{TestRegistry, content, sha256};
 
 /// Sends `start`, then one more header byte every 100 ms, never ending the headers; resolves
 /// when the server closes the connection. Gives up (panics) after 20 s.
-async fn trickle_until_closed(addr: String, start: &'static [u8]) {
+pub async fn trickle_until_closed(addr: String, start: &'static [u8]) {
     let mut stream = TcpStream::connect(addr).await.expect("connect");
     stream.write_all(start).await.expect("request line");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);

@@ -310,3 +310,36 @@ async fn plain_http_clients_get_no_answer_from_a_tls_port() {
     assert_eq!(r.status(), StatusCode::OK);
     registry.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickled_tls_handshake_is_cut_off_while_a_pull_completes() {
+    let ca = TestCa::new();
+    let work = tempfile::tempdir().expect("tempdir");
+    let (cert, key) = write_pair(work.path(), &ca.issue());
+    let registry = TestRegistry::start_with(|c| {
+        (c.tls.cert, c.tls.key) = (Some(cert), Some(key));
+        c.header_read_timeout_ms = 1000;
+    })
+    .await;
+    let client = ca.client();
+    let layer = bytes(2_000_000, 24);
+    let digest = sha256(&layer);
+    let r = client
+        .post(format!("{}/v2/slow/tls/blobs/uploads/?digest={digest}", registry.base))
+        .body(layer)
+        .send()
+        .await
+        .expect("push");
+    assert_eq!(r.status(), StatusCode::CREATED);
+
+    // A TLS handshake record announcing 16 KiB, then a byte every 100 ms.
+    let slow = tokio::spawn(crate::connections::trickle_until_closed(
+        registry.host().to_owned(),
+        &[0x16, 0x03, 0x01, 0x40, 0x00, 0x01],
+    ));
+    let pulled = client.get(format!("{}/v2/slow/tls/blobs/{digest}", registry.base)).send().await.expect("pull");
+    assert_eq!(pulled.status(), StatusCode::OK);
+    assert_eq!(sha256(&pulled.bytes().await.expect("body")), digest, "the pull is whole");
+    slow.await.expect("the slow handshake is cut off");
+    registry.stop().await;
+}

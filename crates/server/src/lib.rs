@@ -115,7 +115,7 @@ impl Default for ConnectionLimits {
             header_read_timeout: Duration::from_secs(30),
             body_read_timeout: Duration::from_secs(60),
             max_headers: 100,
-            max_header_bytes: 64 * 1024,
+            max_header_bytes: 256 * 1024,
             http2_max_streams: 128,
         }
     }

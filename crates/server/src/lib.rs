@@ -2,11 +2,13 @@
 //! into its traffic class, call one use case on [`berth_core::registry::Registry`], and
 //! render the result (or the error, through one mapping table per protocol).
 
+mod activity;
 pub mod api;
 pub mod auth;
 mod body_timeout;
 pub mod cnr;
 mod forwarded;
+mod held_body;
 mod limits;
 pub mod observe;
 mod oci;
@@ -25,7 +27,6 @@ use berth_core::registry::Registry;
 use berth_core::tenancy::Tenancy;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
@@ -151,8 +152,9 @@ pub async fn serve(
     };
     let builder = connection_builder(&limits);
     let trusted_proxies = Arc::new(options.trusted_proxies);
-    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
-    let graceful = GracefulShutdown::new();
+    let max_connections = u32::try_from(limits.max_connections).unwrap_or(u32::MAX).max(1);
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_connections as usize));
+    let (closing, closing_seen) = tokio::sync::watch::channel(false);
     tokio::pin!(shutdown);
     loop {
         let slot = tokio::select! {
@@ -179,7 +181,10 @@ pub async fn serve(
         let trusted_proxies = trusted_proxies.clone();
         let body_read_timeout = limits.body_read_timeout;
         let over_tls = tls.is_some();
+        let activity = activity::Activity::new();
+        let requests = activity.clone();
         let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+            let in_flight = requests.begin();
             let client = trusted_proxies.client_of(peer.ip(), request.headers());
             let mut request = request.map(|body| body_timeout::ProgressTimeout::new(body, body_read_timeout));
             forwarded::settle_scheme(&trusted_proxies, peer.ip(), over_tls, request.headers_mut());
@@ -190,10 +195,14 @@ pub async fn serve(
                 request.headers_mut().insert(axum::http::header::HOST, host);
             }
             request.extensions_mut().insert(ClientAddr(client));
-            router.clone().oneshot(request)
+            let router = router.clone();
+            async move {
+                let response = router.oneshot(request).await?;
+                Ok::<_, std::convert::Infallible>(response.map(|body| held_body::hold_until_sent(body, in_flight)))
+            }
         });
         let builder = builder.clone();
-        let watcher = graceful.watcher();
+        let closing = closing_seen.clone();
         let handshake_within = limits.header_read_timeout;
         let tls = tls.clone();
         tokio::spawn(async move {
@@ -204,11 +213,16 @@ pub async fn serve(
             if !matches!(tokio::time::timeout(handshake_within, stream.peek(&mut first)).await, Ok(Ok(1))) {
                 return;
             }
+            let stream = activity::ReadClock::new(stream, activity.clone());
             let served = match tls {
-                None => watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service)).await,
+                None => {
+                    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    until_closed(connection, &activity, handshake_within, closing).await
+                }
                 Some(acceptor) => match tokio::time::timeout(handshake_within, acceptor.accept(stream)).await {
                     Ok(Ok(stream)) => {
-                        watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service)).await
+                        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                        until_closed(connection, &activity, handshake_within, closing).await
                     }
                     Ok(Err(e)) => {
                         metrics::counter!("berth_tls_handshake_failures_total").increment(1);
@@ -227,8 +241,62 @@ pub async fn serve(
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    let _ = closing.send(true);
+    // Every connection holds a slot until it ends.
+    let _ = slots.acquire_many(max_connections).await;
     Ok(())
+}
+
+/// Serves a connection until it ends. It is asked to finish (HTTP/1: after the response in
+/// flight; HTTP/2: GOAWAY) when it has been idle for `idle_after` or the server shuts down,
+/// and dropped if it is then idle that long again (a client that ignores GOAWAY).
+async fn until_closed<C>(
+    connection: C,
+    activity: &activity::Activity,
+    idle_after: Duration,
+    mut closing: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+where
+    C: Future<Output = Result<(), Box<dyn std::error::Error + Send + Sync>>> + Finishing,
+{
+    tokio::pin!(connection);
+    let mut finishing = false;
+    loop {
+        tokio::select! {
+            served = connection.as_mut() => return served,
+            _ = closing.wait_for(|closing| *closing), if !finishing => {
+                connection.as_mut().finish();
+                finishing = true;
+            }
+            () = activity.idle(idle_after) => {
+                if finishing {
+                    return Ok(());
+                }
+                metrics::counter!("berth_idle_connections_closed_total").increment(1);
+                connection.as_mut().finish();
+                finishing = true;
+            }
+        }
+    }
+}
+
+/// A connection that can be asked to finish what it is doing and close.
+trait Finishing {
+    fn finish(self: std::pin::Pin<&mut Self>);
+}
+
+impl<I, S, E> Finishing for auto::UpgradeableConnection<'_, I, S, E>
+where
+    S: hyper::service::HttpService<hyper::body::Incoming>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S::ResBody: hyper::body::Body + Send + 'static,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    E: hyper::rt::bounds::Http2ServerConnExec<S::Future, S::ResBody>,
+{
+    fn finish(self: std::pin::Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
 }
 
 /// hyper's per-connection settings for HTTP/1.1 and HTTP/2.

@@ -135,3 +135,47 @@ async fn a_stalled_upload_body_is_cut_off_and_the_session_resumes() {
     assert_eq!(sha256(&pulled.bytes().await.expect("body")), sha256(&blob), "the blob is whole");
     registry.stop().await;
 }
+
+/// HTTP/2 (here with prior knowledge on the plain port): hyper would keep an idle connection
+/// open forever; Berth closes it after `header_read_timeout_ms`, so it cannot hold the slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_http2_connections_cannot_hold_every_slot() {
+    let registry = TestRegistry::start_with(|c| {
+        c.max_connections = 1;
+        c.header_read_timeout_ms = 1000;
+    })
+    .await;
+    let mut idle = TcpStream::connect(registry.host()).await.expect("connect");
+    // The client preface and an empty SETTINGS frame, then silence (no SETTINGS ack either).
+    idle.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00").await.expect("preface");
+    let served = tokio::time::timeout(Duration::from_secs(20), registry.send(Method::GET, "/v2/")).await;
+    assert_eq!(served.expect("served in the end").status(), StatusCode::OK);
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(20), idle.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "the idle HTTP/2 connection was closed");
+    registry.stop().await;
+}
+
+/// A download that outlasts the idle limit, to a client that sends nothing while it reads, is
+/// not idle: it finishes whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_download_is_not_mistaken_for_an_idle_connection() {
+    use futures_util::StreamExt as _;
+    let registry = TestRegistry::start_with(|c| c.header_read_timeout_ms = 500).await;
+    let layer = content::bytes(24 * 1024 * 1024, 32);
+    let digest = registry.push_blob("acme/long", &layer).await;
+    let response = registry.send(Method::GET, &format!("/v2/acme/long/blobs/{digest}")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let started = tokio::time::Instant::now();
+    let mut body = response.bytes_stream();
+    let mut received = Vec::with_capacity(layer.len());
+    while let Some(chunk) = body.next().await {
+        received.extend_from_slice(&chunk.expect("the download is not cut off"));
+        // Reading slowly for the first 3 s: several idle limits.
+        if started.elapsed() < Duration::from_secs(3) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    assert_eq!(sha256(&received), digest, "whole");
+    registry.stop().await;
+}

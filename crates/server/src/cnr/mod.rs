@@ -21,9 +21,10 @@ use berth_core::appregistry::{AppPackage, ListedPackage, Listing, PushRequest, R
 use berth_oci::RepositoryName;
 use serde_json::{Value, json};
 
+use crate::held_body::hold_until_sent;
 use crate::limits::TrafficClass;
 use crate::observe::RouteLabel;
-use crate::oci::response::{self, HoldPermit};
+use crate::oci::response;
 use crate::{AppState, ClientAddr};
 use endpoint::Endpoint;
 use error::{CnrError, CnrResult};
@@ -66,7 +67,7 @@ async fn respond(
     };
     let response = admission.run(request.handle(endpoint, body)).await.unwrap_or_else(CnrError::into_response);
     // Blob bodies stream after the handler returns; the slot is held until they are sent.
-    response.map(|body| Body::new(HoldPermit::new(body, admission)))
+    response.map(|body| hold_until_sent(body, admission))
 }
 
 /// One request's context.

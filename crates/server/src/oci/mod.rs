@@ -22,10 +22,10 @@ use berth_oci::path::{self, Endpoint};
 use futures_util::TryStreamExt;
 
 use crate::auth::{self, Decision, Need, Rejection};
+use crate::held_body::hold_until_sent;
 use crate::limits::TrafficClass;
 use crate::observe::RouteLabel;
 use crate::{AppState, ClientAddr};
-use response::HoldPermit;
 
 pub async fn dispatch(State(state): State<Arc<AppState>>, request: Request<Body>) -> Response<Body> {
     let (parts, body) = request.into_parts();
@@ -62,7 +62,7 @@ async fn respond(
     let streams_body = matches!(endpoint, Endpoint::GetBlob { head: false, .. });
     let response = admission.run(handle(state, endpoint, class, &parts, body, client_ip)).await;
     if streams_body {
-        with_api_version(response.map(|body| Body::new(HoldPermit::new(body, admission))))
+        with_api_version(response.map(|body| hold_until_sent(body, admission)))
     } else {
         drop(admission);
         with_api_version(response)

@@ -25,8 +25,9 @@ pub struct Config {
     pub shutdown_delay_ms: u64,
     /// Connections served at once; more wait in the listen backlog.
     pub max_connections: usize,
-    /// How long a client may take to send a request's headers, and how long an idle
-    /// keep-alive connection is kept, in milliseconds.
+    /// How long a client may take to send a request's headers (or its TLS handshake), and
+    /// how long a connection (HTTP/1.1 or HTTP/2) with nothing in flight is kept, in
+    /// milliseconds.
     pub header_read_timeout_ms: u64,
     /// Most header lines in one request (431 beyond).
     pub max_headers: usize,

@@ -94,8 +94,8 @@ pub struct ConnectionLimits {
     /// until one closes.
     pub max_connections: usize,
     /// How long a client may take to send a request's headers (and to finish the TLS
-    /// handshake), and how long an idle HTTP/1 keep-alive connection stays open waiting for
-    /// the next request.
+    /// handshake), and how long a connection with no request in flight that sends nothing
+    /// stays open (see `until_closed`).
     pub header_read_timeout: Duration,
     /// Longest wait for the next bytes of a request body.
     pub body_read_timeout: Duration,
@@ -318,8 +318,8 @@ fn connection_builder(limits: &ConnectionLimits) -> auto::Builder<TokioExecutor>
         .initial_stream_window_size(HTTP2_STREAM_WINDOW)
         .initial_connection_window_size(HTTP2_CONNECTION_WINDOW)
         .max_send_buf_size(HTTP2_STREAM_WINDOW as usize)
-        // Pings find peers that vanished without closing; pulling clients keep connections
-        // open between layers, so idleness alone is no reason to close one.
+        // Pings find peers that vanished without closing while a response is in flight
+        // (connections with nothing in flight are closed by `until_closed`).
         .keep_alive_interval(Some(Duration::from_secs(60)))
         .keep_alive_timeout(Duration::from_secs(20));
     builder
